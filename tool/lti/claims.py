@@ -1,0 +1,123 @@
+"""A validated launch as typed properties (LTI 1.3 core §5.3 and §5.4; Canvas shapes in facts §3)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import roles as role_vocab
+
+LTI = "https://purl.imsglobal.org/spec/lti/claim/"
+MESSAGE_TYPE = LTI + "message_type"
+VERSION = LTI + "version"
+DEPLOYMENT_ID = LTI + "deployment_id"
+ROLES = LTI + "roles"
+RESOURCE_LINK = LTI + "resource_link"
+CONTEXT = LTI + "context"
+CUSTOM = LTI + "custom"
+LIS = LTI + "lis"
+LEGACY_USER_ID = LTI + "lti11_legacy_user_id"
+TARGET_LINK_URI = LTI + "target_link_uri"
+LAUNCH_PRESENTATION = LTI + "launch_presentation"
+TOOL_PLATFORM = LTI + "tool_platform"
+NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+DEEP_LINKING = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
+CANVAS_PLACEMENT = "https://www.instructure.com/placement"
+
+MESSAGE_TYPES = {"LtiResourceLinkRequest", "LtiDeepLinkingRequest", "LtiSubmissionReviewRequest",
+                 "DataPrivacyLaunchRequest"}
+
+
+def clean(value: Any) -> Any:
+    """Treat unexpanded platform variables (``$CourseSection.sourcedId``, facts §3) and blanks as absent."""
+    if isinstance(value, str):
+        value = value.strip()
+        if not value or value.startswith("$"):
+            return None
+    return value
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class Launch:
+    registration_id: int
+    issuer: str
+    client_id: str
+    deployment_id: str
+    message_type: str
+    sub: str
+    roles: list[str]
+    body: dict = field(repr=False)
+    nonce: str = ""
+
+    @property
+    def is_staff(self) -> bool:
+        return role_vocab.is_staff(self.roles)
+
+    def _user_claim(self, name: str) -> str | None:
+        return clean(self.body.get(name))
+
+    @property
+    def name(self) -> str | None:
+        return self._user_claim("name")
+
+    @property
+    def given_name(self) -> str | None:
+        return self._user_claim("given_name")
+
+    @property
+    def family_name(self) -> str | None:
+        return self._user_claim("family_name")
+
+    @property
+    def email(self) -> str | None:
+        return self._user_claim("email")
+
+    @property
+    def picture(self) -> str | None:
+        return self._user_claim("picture")
+
+    @property
+    def lti11_legacy_user_id(self) -> str | None:
+        return clean(self.body.get(LEGACY_USER_ID))
+
+    @property
+    def person_sourcedid(self) -> str | None:
+        return clean(_dict(self.body.get(LIS)).get("person_sourcedid"))
+
+    @property
+    def context(self) -> dict | None:
+        ctx = _dict(self.body.get(CONTEXT))
+        return ctx if clean(ctx.get("id")) else None
+
+    @property
+    def resource_link(self) -> dict | None:
+        link = _dict(self.body.get(RESOURCE_LINK))
+        return link if clean(link.get("id")) else None
+
+    @property
+    def custom(self) -> dict:
+        return {k: v for k, v in _dict(self.body.get(CUSTOM)).items() if clean(v) is not None}
+
+    @property
+    def memberships_url(self) -> str | None:
+        return clean(_dict(self.body.get(NRPS)).get("context_memberships_url"))
+
+    @property
+    def ags(self) -> dict:
+        return _dict(self.body.get(AGS))
+
+    @property
+    def deep_linking_settings(self) -> dict:
+        return _dict(self.body.get(DEEP_LINKING))
+
+    @property
+    def placement(self) -> str | None:
+        return clean(self.body.get(CANVAS_PLACEMENT))
+
+    @property
+    def return_url(self) -> str | None:
+        return clean(_dict(self.body.get(LAUNCH_PRESENTATION)).get("return_url"))

@@ -1,0 +1,68 @@
+"""OIDC third-party initiated login (LTI 1.3 core §5.1.1; Canvas parameters in facts §2).
+
+The platform sends iss, login_hint, client_id, target_link_uri, lti_message_hint and the
+deployment id; the tool answers with a redirect to the platform's auth endpoint carrying a fresh
+``state`` and ``nonce`` (kept server-side, see ``states``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+from urllib.parse import urlencode
+
+from pylti1p3.actions import Action
+from sqlalchemy.orm import Session
+
+from . import states
+from .errors import LoginError, RegistrationNotFound
+from .toolconf import DatabaseToolConf
+
+
+@dataclass
+class LoginRedirect:
+    url: str
+    state: str
+    nonce: str
+
+
+def begin_login(params: Mapping[str, str], session: Session, launch_url: str,
+                state_ttl: int = 600) -> LoginRedirect:
+    iss = (params.get("iss") or "").strip()
+    login_hint = params.get("login_hint") or ""
+    client_id = (params.get("client_id") or "").strip() or None
+    if not iss:
+        raise LoginError("The login request has no issuer (iss).",
+                         hint="Launch the tool from the platform; the login URL is not meant to be opened directly.",
+                         code="iss_missing")
+    if not login_hint:
+        raise LoginError("The login request has no login_hint.", code="login_hint_missing")
+    conf = DatabaseToolConf(session)
+    # pylti1p3's lookup hook, bound to (issuer, client_id) by DatabaseToolConf.
+    lib_reg = conf.find_registration_by_params(iss, client_id, action=Action.OIDC_LOGIN)
+    reg = conf.found
+    if lib_reg is None or reg is None:
+        who = f"issuer {iss!r}" + (f" and client id {client_id!r}" if client_id else "")
+        raise RegistrationNotFound(
+            f"No platform registration matches {who}.",
+            hint="An administrator registers the platform with `flask --app app platform add` "
+                 "(see the README, 'Register in Canvas').", code="unknown_registration")
+    deployment_id = params.get("lti_deployment_id") or params.get("deployment_id")
+    if deployment_id:
+        from .launch import ensure_deployment
+        ensure_deployment(session, reg, deployment_id)  # refuse early with the same clear page
+    state, nonce = states.issue(session, reg.id, state_ttl)
+    query = {
+        "scope": "openid",
+        "response_type": "id_token",
+        "response_mode": "form_post",
+        "prompt": "none",
+        "client_id": reg.client_id,
+        "redirect_uri": launch_url,
+        "login_hint": login_hint,
+        "state": state,
+        "nonce": nonce,
+    }
+    if params.get("lti_message_hint"):
+        query["lti_message_hint"] = params["lti_message_hint"]
+    sep = "&" if "?" in reg.auth_login_url else "?"
+    return LoginRedirect(url=reg.auth_login_url + sep + urlencode(query), state=state, nonce=nonce)

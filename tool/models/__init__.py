@@ -1,0 +1,10 @@
+"""All tables. Import models from here so Alembic and the app see the same metadata."""
+from .base import Base, utcnow
+from .people import Context, Membership, ResourceLink, User
+from .registrations import Deployment, Registration, ToolKey
+from .roster import AccessToken, ContextSyncState, RosterSync
+from .security import LoginState, UsedNonce
+
+__all__ = ["Base", "utcnow", "Registration", "Deployment", "ToolKey", "User", "Context",
+           "Membership", "ResourceLink", "LoginState", "UsedNonce", "RosterSync",
+           "ContextSyncState", "AccessToken"]

@@ -1,0 +1,1 @@
+"""The course roster: provisioning from launches and keeping it in step through NRPS."""

@@ -1,0 +1,105 @@
+"""Provisioning on launch: user, course, membership, resource link and service URLs, in one transaction.
+
+Runs after ``lti.validate_launch``; every write is an upsert so two launches of the same new
+person at the same moment leave one row of each.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..db import insert_for
+from ..lti import Launch, ensure_deployment
+from ..models import Context, Membership, Registration, ResourceLink, User, utcnow
+from .matching import find_or_create_user
+
+
+@dataclass
+class Provisioned:
+    user: User
+    context: Context | None
+    membership: Membership | None
+    resource_link: ResourceLink | None
+
+
+def profile_from_launch(launch: Launch) -> dict:
+    return {"name": launch.name, "given_name": launch.given_name, "family_name": launch.family_name,
+            "email": launch.email, "picture": launch.picture,
+            "lis_person_sourcedid": launch.person_sourcedid,
+            "lti11_legacy_user_id": launch.lti11_legacy_user_id,
+            "canvas_user_id": launch.custom.get("canvas_user_id")}
+
+
+def provision_from_launch(session: Session, launch: Launch) -> Provisioned:
+    try:
+        result = _provision(session, launch)
+        session.commit()
+        return result
+    except Exception:
+        session.rollback()
+        raise
+
+
+def _keep(stmt, column: str):
+    """ON CONFLICT: take the new value when one was sent, else keep what is stored."""
+    return func.coalesce(getattr(stmt.excluded, column), getattr(stmt.table.c, column))
+
+
+def _provision(session: Session, launch: Launch) -> Provisioned:
+    registration = session.get(Registration, launch.registration_id)
+    deployment = ensure_deployment(session, registration, launch.deployment_id)
+    user = find_or_create_user(session, registration, launch.sub, profile_from_launch(launch),
+                               launched=True)
+    now = utcnow()
+    context = membership = link = None
+    ctx = launch.context
+    if ctx:
+        ags = launch.ags
+        values = {"registration_id": registration.id, "deployment_id": deployment.id,
+                  "lti_context_id": str(ctx["id"]), "label": ctx.get("label"), "title": ctx.get("title"),
+                  "context_types": ctx.get("type") if isinstance(ctx.get("type"), list) else [],
+                  "canvas_course_id": launch.custom.get("canvas_course_id"),
+                  "memberships_url": launch.memberships_url,
+                  "lineitems_url": ags.get("lineitems"),
+                  "ags_scopes": ags.get("scope") if isinstance(ags.get("scope"), list) else [],
+                  "created_at": now, "updated_at": now}
+        stmt = insert_for(session, Context).values(values)
+        keep = ("label", "title", "canvas_course_id", "memberships_url", "lineitems_url")
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["registration_id", "lti_context_id"],
+            set_={**{col: _keep(stmt, col) for col in keep},
+                  "deployment_id": stmt.excluded.deployment_id, "updated_at": now,
+                  **({"ags_scopes": stmt.excluded.ags_scopes} if ags else {})})
+        session.execute(stmt)
+        context = session.scalars(select(Context).where(
+            Context.registration_id == registration.id,
+            Context.lti_context_id == str(ctx["id"]))).one()
+        stmt = insert_for(session, Membership).values(
+            context_id=context.id, user_id=user.id, roles=launch.roles, is_active=True,
+            first_seen_at=now, last_launch_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["context_id", "user_id"],
+            set_={"roles": stmt.excluded.roles, "is_active": True, "inactive_at": None,
+                  "status_reason": None, "last_launch_at": now})
+        session.execute(stmt)
+        membership = session.scalars(select(Membership).where(
+            Membership.context_id == context.id, Membership.user_id == user.id)).one()
+    rl = launch.resource_link
+    if rl:
+        stmt = insert_for(session, ResourceLink).values(
+            registration_id=registration.id, context_id=context.id if context else None,
+            lti_resource_link_id=str(rl["id"]), title=rl.get("title"), description=rl.get("description"),
+            placement=launch.placement, lineitem_url=launch.ags.get("lineitem"),
+            created_at=now, updated_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["registration_id", "lti_resource_link_id"],
+            set_={"title": _keep(stmt, "title"), "description": _keep(stmt, "description"),
+                  "context_id": _keep(stmt, "context_id"), "placement": _keep(stmt, "placement"),
+                  "lineitem_url": _keep(stmt, "lineitem_url"), "updated_at": now})
+        session.execute(stmt)
+        link = session.scalars(select(ResourceLink).where(
+            ResourceLink.registration_id == registration.id,
+            ResourceLink.lti_resource_link_id == str(rl["id"]))).one()
+    return Provisioned(user=user, context=context, membership=membership, resource_link=link)

@@ -1,0 +1,116 @@
+"""LTI endpoints: OIDC login, launch, the tool JWKS and the Canvas developer key configuration."""
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, jsonify, redirect, request, url_for
+
+from ..db import db
+from ..lti import LaunchError, LaunchSettings, begin_login, validate_launch
+from ..lti import keys as tool_keys
+from ..roster.provision import provision_from_launch
+from . import tokens
+
+bp = Blueprint("lti", __name__)
+log = logging.getLogger("tool.lti")
+
+AGS_SCOPES = [
+    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
+    "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+    "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+]
+NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
+
+
+def base_url() -> str:
+    return current_app.config["TOOL_BASE_URL"]
+
+
+def launch_url() -> str:
+    return base_url() + "/lti/launch"
+
+
+@bp.route("/lti/login", methods=["GET", "POST"])
+def login():
+    """OIDC third-party initiated login (LTI 1.3 core §5.1.1), GET or POST as Canvas may send."""
+    redirect_to = begin_login(request.values, db.session, launch_url(),
+                              current_app.config["LOGIN_STATE_TTL"])
+    response = redirect(redirect_to.url, code=302)
+    secure = base_url().startswith("https://")
+    # Binds the browser to the state where third-party cookies are allowed; never required
+    # afterwards (Safari blocks them in the Canvas iframe).
+    response.set_cookie(f"lti1p3-{redirect_to.state}", "1", max_age=current_app.config["LOGIN_STATE_TTL"],
+                        secure=secure, httponly=True, samesite="None" if secure else "Lax")
+    return response
+
+
+@bp.route("/lti/launch", methods=["POST"])
+def launch():
+    """The platform's form post of the id_token (LTI 1.3 core §5.1.2)."""
+    settings = LaunchSettings(leeway=current_app.config["JWT_LEEWAY"])
+    try:
+        checked = validate_launch(request.form, db.session,
+                                  current_app.extensions["platform_keys"], settings)
+        db.session.commit()  # the nonce is spent and the state consumed even if provisioning fails
+    except LaunchError:
+        db.session.rollback()
+        raise
+    result = provision_from_launch(db.session, checked)
+    view = "instructor" if checked.is_staff else "student"
+    page = tokens.PageSession(user_id=result.user.id, registration_id=checked.registration_id,
+                              context_id=result.context.id if result.context else None, view=view,
+                              resource_link_id=result.resource_link.id if result.resource_link else None)
+    log.info("launch accepted: %s %s as %s in %s", checked.issuer, checked.sub, view,
+             result.context.lti_context_id if result.context else "-")
+    current_app.extensions["after_launch"](checked, result)
+    return redirect(url_for(f"pages.{view}_home", t=tokens.issue(page)), code=303)
+
+
+@bp.route("/lti/launch", methods=["GET"])
+def launch_get():
+    raise LaunchError("The launch URL only accepts the platform's form post.",
+                      hint="Open the tool from your course in the learning platform.",
+                      code="launch_not_posted", status=405)
+
+
+@bp.route("/.well-known/jwks.json")
+def jwks():
+    """The tool's public keys (LTI Security Framework §6.3): what platforms verify our JWTs with."""
+    response = jsonify(tool_keys.jwks(db.session))
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.route("/lti/canvas.json")
+def canvas_config():
+    """Canvas developer key configuration, for "Enter URL" (facts sheet section 4)."""
+    base = base_url()
+    target = launch_url()
+    return jsonify({
+        "title": current_app.config["TOOL_TITLE"],
+        "description": current_app.config["TOOL_DESCRIPTION"],
+        "oidc_initiation_url": base + "/lti/login",
+        "target_link_uri": target,
+        "public_jwk_url": base + "/.well-known/jwks.json",
+        "scopes": AGS_SCOPES + [NRPS_SCOPE],
+        "extensions": [{
+            "platform": "canvas.instructure.com",
+            "domain": urlsplit(base).hostname,
+            "tool_id": "roster-grades",
+            "privacy_level": "public",
+            "settings": {
+                "text": current_app.config["TOOL_TITLE"],
+                "placements": [
+                    {"placement": "course_navigation", "message_type": "LtiResourceLinkRequest",
+                     "target_link_uri": target, "text": current_app.config["TOOL_TITLE"]},
+                    {"placement": "assignment_selection", "message_type": "LtiDeepLinkingRequest",
+                     "target_link_uri": target},
+                    {"placement": "link_selection", "message_type": "LtiDeepLinkingRequest",
+                     "target_link_uri": target},
+                ],
+            },
+        }],
+        "custom_fields": {"canvas_user_id": "$Canvas.user.id", "canvas_course_id": "$Canvas.course.id"},
+    })
