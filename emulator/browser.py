@@ -93,6 +93,14 @@ class Browser(requests.Session):
         kw.setdefault("timeout", self.timeout)
         return super().request(method, url, **kw)
 
+    def prepare_request(self, request):
+        # requests copies the jar into a fresh one (default policy) before building the
+        # Cookie header; rebuild it from our own jar so our cookie policy applies.
+        prepared = super().prepare_request(request)
+        prepared.headers.pop("Cookie", None)
+        prepared.prepare_cookies(self.cookies)
+        return prepared
+
     def initiate(self, url, launch, method="POST"):
         """Send the login initiation (section 2) to the tool; redirects not followed."""
         if method.upper() == "GET":

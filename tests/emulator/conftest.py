@@ -1,0 +1,111 @@
+"""Fixtures for the emulator's own tests: a started Platform and a tiny stub tool
+(login initiation, redirect URI that records the form, a JWKS) on real HTTP."""
+
+import json
+import secrets
+import time
+import uuid
+from urllib.parse import urlencode
+
+import jwt
+import pytest
+import requests
+from werkzeug.wrappers import Request, Response
+
+from emulator import Platform
+from emulator.keys import generate_rsa, public_jwk
+from emulator.server import ServerThread
+
+TOOL_KID = "tool-key-1"
+
+
+@pytest.fixture(scope="session")
+def tool_key():
+    return generate_rsa()
+
+
+class StubTool:
+    """One tiny WSGI app: /login (redirects to the platform auth URL), /launch
+    (records posted forms), /jwks (the tool's public key)."""
+
+    def __init__(self, key):
+        self.key = key
+        self.kid = TOOL_KID
+        self.forms = []
+        self.auth_params = []
+        self.auth_overrides = {}  # merged into the auth request (None drops a param)
+        self.platform = None
+        self.server = ServerThread(self.wsgi)
+        self.url = self.server.start()
+        self.jwks = {"keys": [public_jwk(key.public_key(), self.kid)]}
+
+    def wsgi(self, environ, start_response):
+        req = Request(environ)
+        if req.path == "/login":
+            params = {
+                "scope": "openid", "response_type": "id_token", "response_mode": "form_post",
+                "prompt": "none", "client_id": req.values["client_id"],
+                "redirect_uri": self.url + "/launch", "login_hint": req.values["login_hint"],
+                "lti_message_hint": req.values.get("lti_message_hint"),
+                "state": secrets.token_urlsafe(16), "nonce": secrets.token_urlsafe(16)}
+            params.update(self.auth_overrides)
+            params = {k: v for k, v in params.items() if v is not None}
+            self.auth_params.append(params)
+            resp = Response(status=302)
+            resp.headers["Location"] = self.platform.auth_login_url + "?" + urlencode(params)
+            resp.set_cookie("lti_state", params.get("state", ""), secure=True, samesite="None")
+        elif req.path == "/launch":
+            self.forms.append({"form": req.form.to_dict(), "cookies": dict(req.cookies)})
+            resp = Response("launched", status=200)
+        elif req.path == "/jwks":
+            resp = Response(json.dumps(self.jwks), content_type="application/json")
+        elif req.path == "/broken-login":
+            resp = Response("tool says no", status=400)
+        else:
+            resp = Response("not found", status=404)
+        return resp(environ, start_response)
+
+    def assertion(self, platform, client_id, key=None, kid=None, **claims):
+        now = int(time.time())
+        body = {"iss": client_id, "sub": client_id, "aud": platform.token_url, "iat": now,
+                "exp": now + 300, "jti": str(uuid.uuid4())}
+        body.update(claims)
+        body = {k: v for k, v in body.items() if v is not None}
+        return jwt.encode(body, key or self.key, algorithm="RS256",
+                          headers={"kid": kid or self.kid})
+
+    def stop(self):
+        self.server.stop()
+
+
+@pytest.fixture
+def platform():
+    p = Platform()
+    p.start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def stub(tool_key, platform):
+    s = StubTool(tool_key)
+    s.platform = platform
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def tool_reg(platform, stub):
+    return platform.register_tool(
+        client_id="10000000000002", login_url=stub.url + "/login",
+        redirect_uris=[stub.url + "/launch"], target_link_uri=stub.url + "/launch",
+        jwks_url=stub.url + "/jwks")
+
+
+def get_token(platform, stub, tool, scope):
+    r = requests.post(platform.token_url, data={
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": stub.assertion(platform, tool.client_id), "scope": scope}, timeout=5)
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
