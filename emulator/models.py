@@ -8,6 +8,8 @@ deployment ids ``"N:<40 hex>"``.
 import threading
 from dataclasses import dataclass, field
 
+from .constants import MESSAGE_TYPE
+
 
 @dataclass
 class Tool:
@@ -108,7 +110,6 @@ class Launch:
 
     @property
     def message_type(self):
-        from .constants import MESSAGE_TYPE
         return self.claims.get(MESSAGE_TYPE)
 
     def __repr__(self):
