@@ -22,7 +22,7 @@ from .errors import LaunchError
 class _Entry:
     keys: dict = field(default_factory=dict)  # kid -> JWK dict
     fetched_at: float = 0.0
-    attempted_at: float = 0.0
+    attempted_at: float = 0.0  # last refetch caused by an unknown kid
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -51,8 +51,12 @@ class PlatformKeyCache:
             fresh = entry.fetched_at and now - entry.fetched_at < self.ttl
             if fresh and kid in entry.keys:
                 return entry.keys[kid]
-            if now - entry.attempted_at >= self.refetch_interval or not entry.attempted_at:
-                entry.attempted_at = now
+            # Fetch when nothing usable is cached; refetch for an unknown kid at most once per
+            # interval (the first fetch does not count, so a rotation right after it still works).
+            stale = not fresh
+            if stale or not entry.attempted_at or now - entry.attempted_at >= self.refetch_interval:
+                if not stale:
+                    entry.attempted_at = now
                 try:
                     entry.keys = self._fetch(url)
                     entry.fetched_at = time.monotonic()
