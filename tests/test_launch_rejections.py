@@ -140,7 +140,7 @@ def test_unknown_deployment_at_login_is_refused(lms):
 
 
 def test_any_deployment_registration_records_a_new_deployment(tool, db_session):
-    from conftest import Lms
+    from support import Lms
     from sqlalchemy import select
     from tool import platforms
     from tool.models import Deployment
