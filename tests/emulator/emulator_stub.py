@@ -1,5 +1,9 @@
-"""Fixtures for the emulator's own tests: a started Platform and a tiny stub tool
-(login initiation, redirect URI that records the form, a JWKS) on real HTTP."""
+"""Helpers for the emulator's own tests: a tiny stub tool (login initiation, a redirect
+URI that records the form, a JWKS) on real HTTP.
+
+Deliberately not a conftest.py: tests/conftest.py belongs to the tool's tests, and two
+package-less conftest modules would fight over the name ``conftest``.
+"""
 
 import json
 import secrets
@@ -8,20 +12,13 @@ import uuid
 from urllib.parse import urlencode
 
 import jwt
-import pytest
 import requests
 from werkzeug.wrappers import Request, Response
 
-from emulator import Platform
-from emulator.keys import generate_rsa, public_jwk
+from emulator.keys import public_jwk
 from emulator.server import ServerThread
 
 TOOL_KID = "tool-key-1"
-
-
-@pytest.fixture(scope="session")
-def tool_key():
-    return generate_rsa()
 
 
 class StubTool:
@@ -76,30 +73,6 @@ class StubTool:
 
     def stop(self):
         self.server.stop()
-
-
-@pytest.fixture
-def platform():
-    p = Platform()
-    p.start()
-    yield p
-    p.stop()
-
-
-@pytest.fixture
-def stub(tool_key, platform):
-    s = StubTool(tool_key)
-    s.platform = platform
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def tool_reg(platform, stub):
-    return platform.register_tool(
-        client_id="10000000000002", login_url=stub.url + "/login",
-        redirect_uris=[stub.url + "/launch"], target_link_uri=stub.url + "/launch",
-        jwks_url=stub.url + "/jwks")
 
 
 def get_token(platform, stub, tool, scope):

@@ -8,16 +8,46 @@ import time
 import jwt
 import pytest
 import requests
-from conftest import get_token
 
 from emulator import (DELETE, INSTITUTION_INSTRUCTOR, INSTRUCTOR, LEARNER, NRPS_MEDIA_TYPE,
-                      SCOPE_NRPS, SCOPE_SCORE, SYSTEM_USER, TA, Browser)
+                      SCOPE_NRPS, SCOPE_SCORE, SYSTEM_USER, TA, Browser, Platform)
 from emulator import constants as C
 from emulator.browser import parse_forms
 from emulator.keys import generate_rsa
 from emulator.tokens import b64url_decode
+from emulator_stub import StubTool, get_token
 
 ISO_KID = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+# ---------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def tool_key():
+    return generate_rsa()
+
+
+@pytest.fixture
+def platform():
+    p = Platform()
+    p.start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def stub(tool_key, platform):
+    s = StubTool(tool_key)
+    s.platform = platform
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def tool_reg(platform, stub):
+    return platform.register_tool(
+        client_id="10000000000002", login_url=stub.url + "/login",
+        redirect_uris=[stub.url + "/launch"], target_link_uri=stub.url + "/launch",
+        jwks_url=stub.url + "/jwks")
 
 
 # ---------------------------------------------------------------- helpers
