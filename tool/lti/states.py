@@ -12,9 +12,9 @@ import secrets
 from datetime import timedelta
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..db import insert_for
 from ..models import LoginState, UsedNonce, utcnow
 from .errors import LaunchError
 
@@ -41,26 +41,28 @@ def sweep(session: Session) -> None:
 
 def spend_nonce(session: Session, nonce: str, registration_id: int) -> None:
     """Record the nonce as used; raise if it already was (a replayed id_token)."""
-    try:
-        with session.begin_nested():
-            session.add(UsedNonce(nonce=nonce, registration_id=registration_id,
-                                  expires_at=utcnow() + NONCE_KEEP))
-    except IntegrityError:
+    stmt = insert_for(session, UsedNonce.__table__).values(
+        nonce=nonce, registration_id=registration_id, expires_at=utcnow() + NONCE_KEEP)
+    inserted = session.connection().execute(
+        stmt.on_conflict_do_nothing(index_elements=["nonce"]).returning(UsedNonce.__table__.c.nonce)).first()
+    if inserted is None:
         raise LaunchError("This id_token was already used: its nonce has been seen before (a replayed launch).",
                           hint="Launch the tool again from the course.", code="nonce_replayed")
 
 
 def consume_state(session: Session, state: str, nonce: str, registration_id: int) -> None:
     """Take the state out of the store (single use) and check it matches this launch."""
-    row = session.get(LoginState, state, with_for_update=True) if state else None
+    table = LoginState.__table__
+    # One statement takes the state out, so two processes can never both use it.
+    row = session.connection().execute(
+        delete(table).where(table.c.state == state)
+        .returning(table.c.nonce, table.c.registration_id, table.c.expires_at)).first() if state else None
     if row is None:
         raise LaunchError("The launch's state is unknown or already used: it was not issued by this tool's "
                           "login step, or that login is finished.",
                           hint="Launch the tool again from the course. If this keeps happening, check that "
                                "the platform's redirect URI is this tool's /lti/launch.",
                           code="state_unknown")
-    session.delete(row)
-    session.flush()
     if row.expires_at < utcnow():
         raise LaunchError("The login step for this launch is too old (state expired).",
                           hint="Launch the tool again from the course.", code="state_expired")

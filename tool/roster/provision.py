@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.orm import Session
 
 from ..db import insert_for
@@ -42,9 +42,58 @@ def provision_from_launch(session: Session, launch: Launch) -> Provisioned:
         raise
 
 
+_STATEMENTS: dict[tuple[str, str], object] = {}
+
+
+def _statement(session: Session, name: str, build):
+    """Upserts are built once per dialect and reused: building them costs more than running them."""
+    key = (session.get_bind().dialect.name, name)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _STATEMENTS[key] = build()
+    return stmt
+
+
 def _keep(stmt, column: str):
     """ON CONFLICT: take the new value when one was sent, else keep what is stored."""
     return func.coalesce(getattr(stmt.excluded, column), getattr(stmt.table.c, column))
+
+
+def _context_upsert(session: Session, with_ags: bool):
+    def build():
+        stmt = insert_for(session, Context.__table__)
+        keep = ("label", "title", "canvas_course_id", "memberships_url", "lineitems_url")
+        set_ = {col: _keep(stmt, col) for col in keep}
+        set_.update(deployment_id=stmt.excluded.deployment_id, updated_at=stmt.excluded.updated_at,
+                    context_types=stmt.excluded.context_types)
+        if with_ags:  # a launch without the AGS claim says nothing about the course's scopes
+            set_["ags_scopes"] = stmt.excluded.ags_scopes
+        return stmt.on_conflict_do_update(index_elements=["registration_id", "lti_context_id"],
+                                          set_=set_).returning(Context.__table__.c.id)
+    return _statement(session, f"context-{with_ags}", build)
+
+
+def _membership_upsert(session: Session):
+    def build():
+        stmt = insert_for(session, Membership.__table__)
+        return stmt.on_conflict_do_update(
+            index_elements=["context_id", "user_id"],
+            set_={"roles": stmt.excluded.roles, "is_active": True, "inactive_at": None,
+                  "status_reason": None, "last_launch_at": stmt.excluded.last_launch_at},
+        ).returning(Membership.__table__.c.id)
+    return _statement(session, "membership", build)
+
+
+def _link_upsert(session: Session):
+    def build():
+        stmt = insert_for(session, ResourceLink.__table__)
+        return stmt.on_conflict_do_update(
+            index_elements=["registration_id", "lti_resource_link_id"],
+            set_={"title": _keep(stmt, "title"), "description": _keep(stmt, "description"),
+                  "context_id": _keep(stmt, "context_id"), "placement": _keep(stmt, "placement"),
+                  "lineitem_url": _keep(stmt, "lineitem_url"), "updated_at": stmt.excluded.updated_at},
+        ).returning(ResourceLink.__table__.c.id)
+    return _statement(session, "link", build)
 
 
 def _provision(session: Session, launch: Launch) -> Provisioned:
@@ -52,54 +101,31 @@ def _provision(session: Session, launch: Launch) -> Provisioned:
     deployment = ensure_deployment(session, registration, launch.deployment_id)
     user = find_or_create_user(session, registration, launch.sub, profile_from_launch(launch),
                                launched=True)
+    conn = session.connection()
     now = utcnow()
     context = membership = link = None
     ctx = launch.context
     if ctx:
         ags = launch.ags
-        values = {"registration_id": registration.id, "deployment_id": deployment.id,
-                  "lti_context_id": str(ctx["id"]), "label": ctx.get("label"), "title": ctx.get("title"),
-                  "context_types": ctx.get("type") if isinstance(ctx.get("type"), list) else [],
-                  "canvas_course_id": launch.custom.get("canvas_course_id"),
-                  "memberships_url": launch.memberships_url,
-                  "lineitems_url": ags.get("lineitems"),
-                  "ags_scopes": ags.get("scope") if isinstance(ags.get("scope"), list) else [],
-                  "created_at": now, "updated_at": now}
-        stmt = insert_for(session, Context).values(values)
-        keep = ("label", "title", "canvas_course_id", "memberships_url", "lineitems_url")
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["registration_id", "lti_context_id"],
-            set_={**{col: _keep(stmt, col) for col in keep},
-                  "deployment_id": stmt.excluded.deployment_id, "updated_at": now,
-                  **({"ags_scopes": stmt.excluded.ags_scopes} if ags else {})})
-        session.execute(stmt)
-        context = session.scalars(select(Context).where(
-            Context.registration_id == registration.id,
-            Context.lti_context_id == str(ctx["id"]))).one()
-        stmt = insert_for(session, Membership).values(
-            context_id=context.id, user_id=user.id, roles=launch.roles, is_active=True,
-            first_seen_at=now, last_launch_at=now)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["context_id", "user_id"],
-            set_={"roles": stmt.excluded.roles, "is_active": True, "inactive_at": None,
-                  "status_reason": None, "last_launch_at": now})
-        session.execute(stmt)
-        membership = session.scalars(select(Membership).where(
-            Membership.context_id == context.id, Membership.user_id == user.id)).one()
+        context_pk = conn.execute(_context_upsert(session, bool(ags)), {
+            "registration_id": registration.id, "deployment_id": deployment.id,
+            "lti_context_id": str(ctx["id"]), "label": ctx.get("label"), "title": ctx.get("title"),
+            "context_types": ctx.get("type") if isinstance(ctx.get("type"), list) else [],
+            "canvas_course_id": launch.custom.get("canvas_course_id"),
+            "memberships_url": launch.memberships_url, "lineitems_url": ags.get("lineitems"),
+            "ags_scopes": ags.get("scope") if isinstance(ags.get("scope"), list) else [],
+            "created_at": now, "updated_at": now}).scalar_one()
+        membership_pk = conn.execute(_membership_upsert(session), {
+            "context_id": context_pk, "user_id": user.id, "roles": launch.roles, "is_active": True,
+            "first_seen_at": now, "last_launch_at": now}).scalar_one()
+        context = session.get(Context, context_pk, populate_existing=True)
+        membership = session.get(Membership, membership_pk, populate_existing=True)
     rl = launch.resource_link
     if rl:
-        stmt = insert_for(session, ResourceLink).values(
-            registration_id=registration.id, context_id=context.id if context else None,
-            lti_resource_link_id=str(rl["id"]), title=rl.get("title"), description=rl.get("description"),
-            placement=launch.placement, lineitem_url=launch.ags.get("lineitem"),
-            created_at=now, updated_at=now)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["registration_id", "lti_resource_link_id"],
-            set_={"title": _keep(stmt, "title"), "description": _keep(stmt, "description"),
-                  "context_id": _keep(stmt, "context_id"), "placement": _keep(stmt, "placement"),
-                  "lineitem_url": _keep(stmt, "lineitem_url"), "updated_at": now})
-        session.execute(stmt)
-        link = session.scalars(select(ResourceLink).where(
-            ResourceLink.registration_id == registration.id,
-            ResourceLink.lti_resource_link_id == str(rl["id"]))).one()
+        link_pk = conn.execute(_link_upsert(session), {
+            "registration_id": registration.id, "context_id": context.id if context else None,
+            "lti_resource_link_id": str(rl["id"]), "title": rl.get("title"),
+            "description": rl.get("description"), "placement": launch.placement,
+            "lineitem_url": launch.ags.get("lineitem"), "created_at": now, "updated_at": now}).scalar_one()
+        link = session.get(ResourceLink, link_pk, populate_existing=True)
     return Provisioned(user=user, context=context, membership=membership, resource_link=link)
