@@ -52,6 +52,7 @@ class Launch:
     roles: list[str]
     body: dict = field(repr=False)
     nonce: str = ""
+    deployment_pk: int | None = None  # the tool's Deployment row, found during validation
 
     @property
     def is_staff(self) -> bool:

@@ -76,6 +76,7 @@ class _CheckedLaunch(MessageLaunch):
         self.registration: Registration | None = None
         self._registration = None
         self.client_id = ""
+        self.deployment: Deployment | None = None
 
     def _get_request_param(self, key: str) -> str:
         return self._request.get_param(key)
@@ -98,7 +99,8 @@ class _CheckedLaunch(MessageLaunch):
         return Launch(registration_id=self.registration.id, issuer=body["iss"],
                       client_id=self.client_id, deployment_id=body[c.DEPLOYMENT_ID],
                       message_type=body[c.MESSAGE_TYPE], sub=body["sub"],
-                      roles=list(body[c.ROLES]), body=body, nonce=body["nonce"])
+                      roles=list(body[c.ROLES]), body=body, nonce=body["nonce"],
+                      deployment_pk=self.deployment.id)
 
     def check_form(self) -> None:
         if not self._get_request_param("id_token"):
@@ -226,7 +228,7 @@ class _CheckedLaunch(MessageLaunch):
 
     def check_deployment(self) -> None:
         deployment_id = self._jwt["body"][c.DEPLOYMENT_ID]
-        ensure_deployment(self.db, self.registration, deployment_id)
+        self.deployment = ensure_deployment(self.db, self.registration, deployment_id)
 
     def check_message(self) -> None:
         try:

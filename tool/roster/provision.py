@@ -20,8 +20,8 @@ from .matching import find_or_create_user
 class Provisioned:
     user: User
     context: Context | None
-    membership: Membership | None
-    resource_link: ResourceLink | None
+    membership_id: int | None
+    resource_link_id: int | None
 
 
 def profile_from_launch(launch: Launch) -> dict:
@@ -98,17 +98,17 @@ def _link_upsert(session: Session):
 
 def _provision(session: Session, launch: Launch) -> Provisioned:
     registration = session.get(Registration, launch.registration_id)
-    deployment = ensure_deployment(session, registration, launch.deployment_id)
+    deployment_pk = launch.deployment_pk or ensure_deployment(session, registration, launch.deployment_id).id
     user = find_or_create_user(session, registration, launch.sub, profile_from_launch(launch),
                                launched=True)
     conn = session.connection()
     now = utcnow()
-    context = membership = link = None
+    context = membership_pk = link_pk = None
     ctx = launch.context
     if ctx:
         ags = launch.ags
         context_pk = conn.execute(_context_upsert(session, bool(ags)), {
-            "registration_id": registration.id, "deployment_id": deployment.id,
+            "registration_id": registration.id, "deployment_id": deployment_pk,
             "lti_context_id": str(ctx["id"]), "label": ctx.get("label"), "title": ctx.get("title"),
             "context_types": ctx.get("type") if isinstance(ctx.get("type"), list) else [],
             "canvas_course_id": launch.custom.get("canvas_course_id"),
@@ -119,7 +119,6 @@ def _provision(session: Session, launch: Launch) -> Provisioned:
             "context_id": context_pk, "user_id": user.id, "roles": launch.roles, "is_active": True,
             "first_seen_at": now, "last_launch_at": now}).scalar_one()
         context = session.get(Context, context_pk, populate_existing=True)
-        membership = session.get(Membership, membership_pk, populate_existing=True)
     rl = launch.resource_link
     if rl:
         link_pk = conn.execute(_link_upsert(session), {
@@ -127,5 +126,4 @@ def _provision(session: Session, launch: Launch) -> Provisioned:
             "lti_resource_link_id": str(rl["id"]), "title": rl.get("title"),
             "description": rl.get("description"), "placement": launch.placement,
             "lineitem_url": launch.ags.get("lineitem"), "created_at": now, "updated_at": now}).scalar_one()
-        link = session.get(ResourceLink, link_pk, populate_existing=True)
-    return Provisioned(user=user, context=context, membership=membership, resource_link=link)
+    return Provisioned(user=user, context=context, membership_id=membership_pk, resource_link_id=link_pk)

@@ -61,7 +61,7 @@ def launch():
     view = "instructor" if checked.is_staff else "student"
     page = tokens.PageSession(user_id=result.user.id, registration_id=checked.registration_id,
                               context_id=result.context.id if result.context else None, view=view,
-                              resource_link_id=result.resource_link.id if result.resource_link else None)
+                              resource_link_id=result.resource_link_id)
     log.info("launch accepted: %s %s as %s in %s", checked.issuer, checked.sub, view,
              result.context.lti_context_id if result.context else "-")
     current_app.extensions["after_launch"](checked, result)
