@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from emulator import Browser, Platform
+from emulator import DELETE, Browser, Platform
 
 
 def _refused(resp, code, status=None):
@@ -233,3 +233,11 @@ def test_rejection_answers_json_when_asked(lms):
     assert resp.status_code == 400
     assert resp.json() == {"error": "id_token_missing", "reason": "The launch form has no id_token.",
                            "hint": "The platform must form-post id_token and state to /lti/launch."}
+
+
+def test_every_refusal_is_logged_with_its_reason(lms, caplog):
+    import logging
+    with caplog.at_level(logging.WARNING, logger="tool.web"):
+        _refused(lms.launch(lms.student, header={"kid": DELETE}), "kid_missing")
+    lines = [r.getMessage() for r in caplog.records if r.name == "tool.web"]
+    assert any("kid_missing" in line and "no key id (kid)" in line for line in lines), lines
