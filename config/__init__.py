@@ -68,10 +68,19 @@ class Settings:
     http_connect_timeout: float = 5.0
     http_read_timeout: float = 15.0
     redis_url: str | None = None
+    # Roster sync (issue 3): a launch skips the sync when one succeeded this recently; every
+    # known course is re-synced this often without a launch.
     roster_freshness: int = 600
     roster_sync_interval: int = 24 * 3600
+    # Platform service calls (NRPS, AGS): total seconds spent retrying one call before giving
+    # up; first backoff step; Canvas's leaky bucket (facts sheet section 9) for pacing.
+    service_retry_budget: float = 120.0
+    service_backoff: float = 1.0
+    service_rate_low_water: float = 150.0
+    service_rate_leak: float = 10.0
     jobs_immediate: bool = False
     jobs_path: Path = ROOT / "instance" / "jobs.db"
+    jobs_workers: int = 2
     run_migrations: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -91,6 +100,8 @@ class Settings:
             redis_url=_env("REDIS_URL"),
             roster_freshness=_int("ROSTER_FRESHNESS_SECONDS", 600),
             roster_sync_interval=_int("ROSTER_SYNC_INTERVAL_SECONDS", 24 * 3600),
+            service_retry_budget=float(_int("SERVICE_RETRY_SECONDS", 120)),
+            jobs_workers=_int("JOBS_WORKERS", 2),
             jobs_immediate=_env("JOBS_IMMEDIATE", "0") == "1",
             jobs_path=Path(_env("JOBS_DB", str(ROOT / "instance" / "jobs.db"))),
         )

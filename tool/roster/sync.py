@@ -1,0 +1,225 @@
+"""Roster sync of one course through Names and Role Provisioning Services 2.0.
+
+A run: take the course lock (``lock.py``) -> get a token by client credentials and walk every
+page of ``context_memberships_url`` (``tool/lti/nrps.py``), or the ``differences`` link a
+platform offered last time (NRPS 2.0 §2.4) -> write each page in a few bulk statements
+(``pagewrite.py``) and commit it with the run's progress -> after the last page, in one
+transaction, apply status changes: ``Inactive``/``Deleted`` as reported, back to active for
+returning members, and, after a complete unfiltered walk, inactive (reason ``absent``) for
+members the platform no longer lists (Canvas drops them from the roster, facts section 7).
+A run that fails at any page applies none of that and is recorded as failed with the reason.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Callable, Iterable
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from ..lti import nrps
+from ..lti.errors import PlatformError, ToolError
+from ..lti.service_client import ClientSettings, PlatformClient
+from ..models import Context, ContextSyncState, Membership, Registration, RosterSync, utcnow
+from . import lock
+from .pagewrite import write_page
+
+log = logging.getLogger(__name__)
+CHUNK = 500
+
+
+class SeenSet:
+    """Membership ids seen by a run: one bit per id, so memory stays flat in the course size."""
+
+    def __init__(self) -> None:
+        self.bits = bytearray()
+
+    def add(self, value: int) -> None:
+        index = value >> 3
+        if index >= len(self.bits):
+            self.bits.extend(bytes(index - len(self.bits) + 1 + 4096))
+        self.bits[index] |= 1 << (value & 7)
+
+    def __contains__(self, value: int) -> bool:
+        index = value >> 3
+        return index < len(self.bits) and bool(self.bits[index] & (1 << (value & 7)))
+
+
+def create_run(session: Session, context: Context, trigger: str, *, role: str | None = None,
+               rlid: str | None = None) -> RosterSync:
+    run = RosterSync(context_id=context.id, status="queued", trigger=trigger, role_filter=role,
+                     rlid=rlid, created_at=utcnow())
+    session.add(run)
+    session.commit()
+    return run
+
+
+def lease_seconds(settings: ClientSettings) -> float:
+    """Long enough to cover one page's worst case of retries and timeouts."""
+    return settings.retry_budget + 2 * (settings.connect_timeout + settings.read_timeout) + 60
+
+
+def run_sync(session: Session, sync_id: int, settings: ClientSettings,
+             session_factory: Callable[[], Session], *, full: bool = False) -> RosterSync:
+    """Run a queued sync to its end; returns the run (succeeded, failed or skipped)."""
+    run = session.get(RosterSync, sync_id)
+    if run is None or run.status != "queued":
+        return run
+    lease = lease_seconds(settings)
+    if lock.acquire(session, run.context_id, run.id, lease) is None:
+        other = lock.holder(session, run.context_id)
+        run.status, run.finished_at = "skipped", utcnow()
+        run.error = f"Another sync of this course is already running (run #{other})."
+        session.commit()
+        return run
+    try:
+        run.status, run.started_at, run.heartbeat_at = "running", utcnow(), utcnow()
+        session.commit()
+        _walk_and_apply(session, run, settings, session_factory, lease, full)
+    except Exception as exc:  # every failure is recorded on the run, then re-raised if unexpected
+        session.rollback()
+        run = session.get(RosterSync, sync_id, populate_existing=True)
+        run.status, run.finished_at = "failed", utcnow()
+        run.error = exc.reason if isinstance(exc, ToolError) else f"{exc.__class__.__name__}: {exc}"
+        session.commit()
+        if not isinstance(exc, ToolError):
+            log.exception("roster sync %s failed unexpectedly", sync_id)
+        else:
+            log.warning("roster sync %s failed: %s", sync_id, run.error)
+    finally:
+        lock.release(session, run.context_id, run.id)
+    return run
+
+
+def _walk_and_apply(session: Session, run: RosterSync, settings: ClientSettings,
+                    session_factory: Callable[[], Session], lease: float, full: bool) -> None:
+    context = session.get(Context, run.context_id)
+    registration = session.get(Registration, context.registration_id)
+    if not context.memberships_url:
+        raise ToolError("This course has no Names and Role Provisioning Services URL yet.",
+                        hint="Launch the tool once from the course as an instructor.",
+                        code="no_memberships_url")
+    state = lock.state_for(session, context.id)
+    session.commit()  # no write transaction may stay open while the client stores a token
+    filtered = bool(run.role_filter or run.rlid)
+    client = PlatformClient(session_factory, registration, settings)
+    seen = SeenSet()
+    changes = {"reactivate": [], "deactivate": []}
+    if state.differences_url and not filtered and not full:
+        run.used_differences = True
+        session.commit()
+        try:
+            last = _walk(session, run, registration, client, state.differences_url, seen, changes,
+                         lease, role=None, rlid=None)
+        except PlatformError as exc:
+            if run.pages_fetched or exc.http_status not in (400, 404, 410):
+                raise
+            log.info("differences link refused (%s); reading the whole roster", exc.reason)
+            run.used_differences = False
+            session.commit()
+            last = None
+        if last is not None:
+            _finish(session, run, state, client, changes, seen, last, complete=True, absent=False)
+            return
+    last = _walk(session, run, registration, client, context.memberships_url, seen, changes, lease,
+                 role=run.role_filter, rlid=run.rlid)
+    _finish(session, run, state, client, changes, seen, last, complete=not filtered,
+            absent=not filtered)
+
+
+def _walk(session: Session, run: RosterSync, registration: Registration, client: PlatformClient,
+          url: str, seen: SeenSet, changes: dict, lease: float, *, role: str | None,
+          rlid: str | None) -> nrps.MembershipPage | None:
+    last = None
+    for page in nrps.iter_pages(client, url, role=role, rlid=rlid):
+        now = utcnow()
+        result = write_page(session, registration, run.context_id, page.members, now)
+        for mid in result.membership_ids:
+            seen.add(mid)
+        changes["reactivate"] += result.reactivate
+        changes["deactivate"] += result.deactivate
+        run.pages_fetched += 1
+        run.members_seen += result.members
+        run.rows_written += result.rows_written
+        run.retries = client.retries
+        run.heartbeat_at = now
+        if not lock.renew(session, run.context_id, run.id, lease):
+            raise ToolError("This sync lost its hold on the course to another run.", code="lock_lost")
+        session.commit()  # the page and the progress the instructor page polls
+        last = page
+    return last
+
+
+def _finish(session: Session, run: RosterSync, state: ContextSyncState, client: PlatformClient,
+            changes: dict, seen: SeenSet, last: nrps.MembershipPage | None, *, complete: bool,
+            absent: bool) -> None:
+    """Apply every status change in one transaction, then mark the run succeeded."""
+    now = utcnow()
+    written = 0
+    for ids in _chunks(changes["reactivate"]):
+        written += session.execute(
+            update(Membership).where(Membership.id.in_(ids), Membership.is_active.is_(False))
+            .values(is_active=True, status_reason=None, inactive_at=None, last_synced_at=now)
+            .execution_options(synchronize_session=False)).rowcount
+    dropped = 0
+    for reason in ("Inactive", "Deleted"):
+        ids_for = [mid for mid, status in changes["deactivate"] if status == reason]
+        for ids in _chunks(ids_for):
+            count = session.execute(
+                update(Membership).where(Membership.id.in_(ids),
+                                         or_(Membership.is_active.is_(True),
+                                             Membership.status_reason != reason))
+                .values(is_active=False, status_reason=reason, inactive_at=now, last_synced_at=now)
+                .execution_options(synchronize_session=False)).rowcount
+            dropped += count
+    if absent:
+        gone = [mid for mid in _active_ids(session, run.context_id, run.started_at) if mid not in seen]
+        for ids in _chunks(gone):
+            dropped += session.execute(
+                update(Membership).where(Membership.id.in_(ids), Membership.is_active.is_(True))
+                .values(is_active=False, status_reason="absent", inactive_at=now, last_synced_at=now)
+                .execution_options(synchronize_session=False)).rowcount
+    if complete:
+        state.last_success_at = now
+        state.differences_url = last.differences_url if last is not None else None
+    run.rows_written += written + dropped
+    run.members_dropped = dropped
+    run.retries = client.retries
+    run.status, run.finished_at = "succeeded", now
+    session.commit()
+
+
+def _active_ids(session: Session, context_id: int, started: datetime) -> Iterable[int]:
+    """Active members, except those who launched while the run read the roster."""
+    stmt = (select(Membership.id).where(
+        Membership.context_id == context_id, Membership.is_active.is_(True),
+        or_(Membership.last_launch_at.is_(None), Membership.last_launch_at < started))
+        .execution_options(yield_per=2000))
+    yield from session.scalars(stmt)
+
+
+def _chunks(values: list, size: int = CHUNK):
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+def due_for_schedule(session: Session, interval: int, now: datetime | None = None) -> list[int]:
+    """Courses with a memberships URL whose last good sync is older than ``interval`` seconds.
+
+    A course with a run queued or running, or any attempt within the last hour (or interval,
+    if shorter), is left alone, so a failing platform is retried hourly, not every minute.
+    """
+    now = now or utcnow()
+    stale = now - timedelta(seconds=interval)
+    recent = now - timedelta(seconds=min(interval, 3600))
+    busy = (select(RosterSync.context_id).where(
+        or_(RosterSync.created_at > recent,
+            RosterSync.status.in_(("queued", "running")) & (RosterSync.created_at > now - timedelta(hours=6)))))
+    stmt = (select(Context.id).outerjoin(ContextSyncState, ContextSyncState.context_id == Context.id)
+            .where(Context.memberships_url.is_not(None),
+                   or_(ContextSyncState.last_success_at.is_(None),
+                       ContextSyncState.last_success_at < stale),
+                   Context.id.not_in(busy))
+            .order_by(Context.id))
+    return list(session.scalars(stmt))
