@@ -48,9 +48,15 @@ def create_app(settings: Settings | None = None) -> Flask:
                                                        refetch_interval=settings.jwks_refetch_interval)
     app.extensions["after_launch"] = lambda launch, result: None
 
-    from .web import errors, lti, pages
+    from . import jobs
+    jobs.init_app(app)
+    # An instructor launch with the NRPS claim queues a roster sync (issue 3).
+    app.extensions["after_launch"] = jobs.after_launch
+
+    from .web import errors, lti, pages, roster
     app.register_blueprint(lti.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(roster.bp)
     errors.register(app)
 
     from . import cli

@@ -138,5 +138,6 @@ def db_upgrade():
 
 
 def register(app: Flask) -> None:
-    for group in (platform_cli, keys_cli, db_cli):
+    from .roster.cli import jobs_cli, roster_cli
+    for group in (platform_cli, keys_cli, db_cli, roster_cli, jobs_cli):
         app.cli.add_command(group)

@@ -1,13 +1,14 @@
 """The pages people see after a launch: the instructor's and the student's home."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request
 
 from ..db import db
 from ..lti import roles
 from ..lti.errors import SessionExpired
 from ..models import Context, Membership, User
 from . import tokens
+from .roster import panel
 
 bp = Blueprint("pages", __name__)
 
@@ -34,7 +35,8 @@ def instructor_home():
     page = tokens.require_instructor()
     user, context, membership = _load(page)
     return render_template("instructor.html", user=user, context=context, membership=membership,
-                           role_words=_role_words(membership), t=tokens.issue(page), page=page)
+                           role_words=_role_words(membership), t=tokens.issue(page), page=page,
+                           roster=panel(context, request.args) if context else None)
 
 
 @bp.route("/student")
