@@ -81,13 +81,15 @@ def _write_users(session: Session, registration: Registration, members: dict[str
                      "created_at": now, **profile})
     ids = {sub: row.id for sub, row in known.items()}
     if rows:
-        stmt = insert_for(session, User).values(rows)
+        table = User.__table__
+        stmt = insert_for(session, table)
         stmt = stmt.on_conflict_do_update(
             index_elements=["registration_id", "sub"],
             # Fields the platform left out (privacy level, facts section 3) keep their value.
-            set_={f: func.coalesce(getattr(stmt.excluded, f), getattr(User.__table__.c, f))
-                  for f in USER_FIELDS})
-        for user_id, sub in session.execute(stmt.returning(User.id, User.sub)):
+            set_={f: func.coalesce(getattr(stmt.excluded, f), table.c[f]) for f in USER_FIELDS})
+        # executemany of one cached statement: SQLAlchemy sends it as multi-row INSERTs
+        # ("insertmanyvalues") without compiling a new statement for every page.
+        for user_id, sub in session.connection().execute(stmt.returning(table.c.id, table.c.sub), rows):
             ids[sub] = user_id
         written += len(rows)
     return ids, written
@@ -156,11 +158,12 @@ def _write_memberships(session: Session, context_id: int, members: dict[str, dic
             rows.append(_membership_row(context_id, user_id, member, now, new=True))
     if not rows:
         return
-    stmt = insert_for(session, Membership).values(rows)
+    table = Membership.__table__
+    stmt = insert_for(session, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["context_id", "user_id"],
         set_={"roles": stmt.excluded.roles, "last_synced_at": stmt.excluded.last_synced_at})
-    for (mid, user_id) in session.execute(stmt.returning(Membership.id, Membership.user_id)):
+    for mid, user_id in session.connection().execute(stmt.returning(table.c.id, table.c.user_id), rows):
         if user_id not in seen_users:
             result.membership_ids.append(mid)
     result.rows_written += len(rows)
