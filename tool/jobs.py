@@ -23,6 +23,8 @@ from .models import Context, ContextSyncState, RosterSync, utcnow
 log = logging.getLogger(__name__)
 
 huey = MemoryHuey("roster-grades", results=False)
+# A queued run not started within this many seconds is taken as lost (queue flushed or wiped).
+LOST_AFTER = 1800
 _app = None
 
 
@@ -57,12 +59,10 @@ def client_settings():
 def sync_course(sync_id: int, full: bool = False) -> str:
     """Run one queued roster sync (NRPS 2.0); the run row records its outcome."""
     from .roster.sync import run_sync
-    try:
-        with _app.app_context():
-            run = run_sync(db.session, sync_id, client_settings(), lambda: Session(db.engine), full=full)
-            return run.status if run is not None else "missing"
-    finally:
-        db.session.remove()
+    # Its own session, never the scoped one: in immediate mode this runs inside a request.
+    with _app.app_context(), Session(db.engine, expire_on_commit=False) as session:
+        run = run_sync(session, sync_id, client_settings(), lambda: Session(db.engine), full=full)
+        return run.status if run is not None else "missing"
 
 
 def enqueue_sync(session: Session, context: Context, trigger: str, *, role: str | None = None,
@@ -75,10 +75,25 @@ def enqueue_sync(session: Session, context: Context, trigger: str, *, role: str 
 
 
 def pending_run(session: Session, context_id: int) -> RosterSync | None:
-    """A run of this course queued or running in the last few hours, if any."""
-    return session.scalars(select(RosterSync).where(
-        RosterSync.context_id == context_id, RosterSync.status.in_(("queued", "running")),
-        RosterSync.created_at > utcnow() - timedelta(hours=6)).order_by(RosterSync.id.desc())).first()
+    """A run of this course that is queued or running, if any.
+
+    A run queued long ago that never started (its task was lost with a queue) or a "running"
+    run that no longer holds the course lock (its worker died) is closed as failed instead.
+    """
+    from .roster import lock
+    now = utcnow()
+    for run in session.scalars(select(RosterSync).where(
+            RosterSync.context_id == context_id, RosterSync.status.in_(("queued", "running")))
+            .order_by(RosterSync.id.desc())):
+        if run.status == "queued" and run.created_at > now - timedelta(seconds=LOST_AFTER):
+            return run
+        if run.status == "running" and lock.holder(session, context_id) == run.id:
+            return run
+        run.error = ("This sync never started: its queued task was lost." if run.status == "queued"
+                     else "The worker running this sync stopped before it finished.")
+        run.status, run.finished_at = "failed", now
+    session.commit()
+    return None
 
 
 def sync_if_stale(session: Session, context: Context, trigger: str) -> RosterSync | None:

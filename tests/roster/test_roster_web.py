@@ -210,3 +210,31 @@ def test_a_launch_without_the_nrps_claim_queues_nothing(tool, lms, consumer):  #
 
 def p_instructors(tool, lms):
     return sum(1 for m in roster(tool, context_id_of(lms)).values() if INSTRUCTOR in m["roles"])
+
+
+def test_sync_now_recovers_from_a_queued_run_whose_task_was_lost(tool, lms, consumer):  # noqa: F811
+    from datetime import timedelta
+    from tool import jobs
+    from tool.db import db
+    from tool.models import RosterSync, utcnow
+    t = page_token(lms.launch(lms.teacher, nrps=False))  # no sync queued by the launch
+    context_id = context_id_of(lms)
+    with tool.app.app_context():
+        from tool.models import Context
+        db.session.get(Context, context_id).memberships_url = lms.course.memberships_url
+        lost = RosterSync(context_id=context_id, status="queued", trigger="launch",
+                          created_at=utcnow() - timedelta(seconds=jobs.LOST_AFTER + 60))
+        db.session.add(lost)
+        db.session.commit()
+        lost_id = lost.id
+        db.session.remove()
+
+    r = requests.post(tool.base_url + "/instructor/roster/sync", data={"t": t},
+                      headers={"Accept": "application/json"}, timeout=5)
+    assert r.status_code == 202 and r.json()["sync"]["id"] != lost_id
+    done, _ = _wait_done(tool, t)
+    assert done["sync"]["status"] == "succeeded" and done["sync"]["members_seen"] == 2
+    with tool.app.app_context():
+        old = db.session.get(RosterSync, lost_id)
+        assert old.status == "failed" and "never started" in old.error
+        db.session.remove()
