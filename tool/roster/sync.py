@@ -12,6 +12,8 @@ A run that fails at any page applies none of that and is recorded as failed with
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
@@ -27,6 +29,7 @@ from .pagewrite import write_page
 
 log = logging.getLogger(__name__)
 CHUNK = 500
+PROGRESS_EVERY = 0.5  # seconds between progress commits while pages change nothing
 
 
 class SeenSet:
@@ -44,6 +47,16 @@ class SeenSet:
     def __contains__(self, value: int) -> bool:
         index = value >> 3
         return index < len(self.bits) and bool(self.bits[index] & (1 << (value & 7)))
+
+
+@dataclass
+class Tally:
+    """Pages walked by this run, and the progress not yet committed to its row."""
+    pages: int = 0
+    pending_pages: int = 0
+    pending_members: int = 0
+    pending_rows: int = 0
+    committed_at: float = 0.0
 
 
 def create_run(session: Session, context: Context, trigger: str, *, role: str | None = None,
@@ -73,13 +86,16 @@ def run_sync(session: Session, sync_id: int, settings: ClientSettings,
         run.error = f"Another sync of this course is already running (run #{other})."
         session.commit()
         return run
+    tally = Tally(committed_at=time.monotonic())
     try:
         run.status, run.started_at, run.heartbeat_at = "running", utcnow(), utcnow()
         session.commit()
-        _walk_and_apply(session, run, settings, session_factory, lease, full)
+        _walk_and_apply(session, run, settings, session_factory, lease, full, tally)
     except Exception as exc:  # every failure is recorded on the run, then re-raised if unexpected
         session.rollback()
         run = session.get(RosterSync, sync_id, populate_existing=True)
+        run.pages_fetched += tally.pending_pages  # read, but not yet reported
+        run.members_seen += tally.pending_members
         run.status, run.finished_at = "failed", utcnow()
         run.error = exc.reason if isinstance(exc, ToolError) else f"{exc.__class__.__name__}: {exc}"
         session.commit()
@@ -93,7 +109,8 @@ def run_sync(session: Session, sync_id: int, settings: ClientSettings,
 
 
 def _walk_and_apply(session: Session, run: RosterSync, settings: ClientSettings,
-                    session_factory: Callable[[], Session], lease: float, full: bool) -> None:
+                    session_factory: Callable[[], Session], lease: float, full: bool,
+                    tally: Tally) -> None:
     context = session.get(Context, run.context_id)
     registration = session.get(Registration, context.registration_id)
     if not context.memberships_url:
@@ -111,9 +128,9 @@ def _walk_and_apply(session: Session, run: RosterSync, settings: ClientSettings,
         session.commit()
         try:
             last = _walk(session, run, registration, client, state.differences_url, seen, changes,
-                         lease, role=None, rlid=None)
+                         lease, tally, role=None, rlid=None)
         except PlatformError as exc:
-            if run.pages_fetched or exc.http_status not in (400, 404, 410):
+            if tally.pages or exc.http_status not in (400, 404, 410):
                 raise
             log.info("differences link refused (%s); reading the whole roster", exc.reason)
             run.used_differences = False
@@ -123,32 +140,47 @@ def _walk_and_apply(session: Session, run: RosterSync, settings: ClientSettings,
             _finish(session, run, state, client, changes, seen, last, complete=True, absent=False)
             return
     last = _walk(session, run, registration, client, context.memberships_url, seen, changes, lease,
-                 role=run.role_filter, rlid=run.rlid)
+                 tally, role=run.role_filter, rlid=run.rlid)
     _finish(session, run, state, client, changes, seen, last, complete=not filtered,
             absent=not filtered)
 
 
 def _walk(session: Session, run: RosterSync, registration: Registration, client: PlatformClient,
-          url: str, seen: SeenSet, changes: dict, lease: float, *, role: str | None,
-          rlid: str | None) -> nrps.MembershipPage | None:
+          url: str, seen: SeenSet, changes: dict, lease: float, tally: Tally, *,
+          role: str | None, rlid: str | None) -> nrps.MembershipPage | None:
     last = None
     for page in nrps.iter_pages(client, url, role=role, rlid=rlid):
-        now = utcnow()
-        result = write_page(session, registration, run.context_id, page.members, now)
+        result = write_page(session, registration, run.context_id, page.members, utcnow())
         for mid in result.membership_ids:
             seen.add(mid)
         changes["reactivate"] += result.reactivate
         changes["deactivate"] += result.deactivate
-        run.pages_fetched += 1
-        run.members_seen += result.members
-        run.rows_written += result.rows_written
-        run.retries = client.retries
-        run.heartbeat_at = now
-        if not lock.renew(session, run.context_id, run.id, lease):
-            raise ToolError("This sync lost its hold on the course to another run.", code="lock_lost")
-        session.commit()  # the page and the progress the instructor page polls
+        tally.pages += 1
+        tally.pending_pages += 1
+        tally.pending_members += result.members
+        tally.pending_rows += result.rows_written
         last = page
+        # A page that wrote rows is committed at once (no write transaction may stay open
+        # while the next page is fetched); unchanged pages report progress twice a second.
+        if result.rows_written or page.next_url is None or \
+                time.monotonic() - tally.committed_at >= PROGRESS_EVERY:
+            _commit_progress(session, run, client, lease, tally)
     return last
+
+
+def _commit_progress(session: Session, run: RosterSync, client: PlatformClient, lease: float,
+                     tally: Tally) -> None:
+    """The pages' rows and the progress the instructor page polls, in one commit."""
+    run.pages_fetched += tally.pending_pages
+    run.members_seen += tally.pending_members
+    run.rows_written += tally.pending_rows
+    run.retries = client.retries
+    run.heartbeat_at = utcnow()
+    if not lock.renew(session, run.context_id, run.id, lease):
+        raise ToolError("This sync lost its hold on the course to another run.", code="lock_lost")
+    session.commit()
+    tally.pending_pages = tally.pending_members = tally.pending_rows = 0
+    tally.committed_at = time.monotonic()
 
 
 def _finish(session: Session, run: RosterSync, state: ContextSyncState, client: PlatformClient,
