@@ -1,0 +1,194 @@
+"""Roster sync benchmark: a big course served by the emulated Canvas in pages of 50.
+
+    python bench/roster.py [--members 50000] [--small 5000] [--database-url URL] [--skip-plain]
+
+The emulator runs in a child process, so this process's CPU time is the tool's alone (HTTP
+client, JSON, matching, SQL). Phases, each on the same emulated course:
+  1. bulk sync of a small course (memory baseline), 2. bulk full sync of the big course,
+  3. the same again, unchanged (writes nothing), 4. the plain way on a fresh registration:
+  pylti1p3 ``get_members()`` (every page in one list) then one ORM upsert per member.
+Peak memory is the highest resident set size above the phase's starting point, sampled every
+20 ms. Prints one line per phase and the plain/bulk ratio. Never part of the test suite.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from _common import ROOT  # noqa: F401  (puts the project on sys.path)
+
+
+def emulator_process(conn, tool_jwks_url: str, sizes: list[int]) -> None:
+    from emulator import INSTRUCTOR, Platform
+    p = Platform()
+    p.start()
+    tools = [p.register_tool(login_url="http://x/login", redirect_uris=["http://x/launch"],
+                             target_link_uri="http://x/launch", jwks_url=tool_jwks_url) for _ in range(2)]
+    courses = []
+    for n in sizes:
+        course = p.add_course(label=f"C{n}", title=f"Course of {n}")
+        teacher = p.add_user(name="Ada Teacher")
+        p.enroll(course, teacher, roles=[INSTRUCTOR])
+        p.add_many(course, n - 1)
+        courses.append({"n": n, "context_id": course.context_id, "url": course.memberships_url})
+    conn.send({"issuer": p.issuer, "token_url": p.token_url, "auth_url": p.auth_login_url,
+               "jwks_url": p.jwks_url, "courses": courses,
+               "tools": [(t.client_id, t.deployment_ids[0]) for t in tools]})
+    conn.recv()  # until the parent is done
+    p.stop()
+
+
+class PeakRss:
+    """Highest RSS (bytes) seen by a 20 ms sampler since ``start()``, above the starting RSS."""
+
+    def __init__(self) -> None:
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self._stop = threading.Event()
+
+    def rss(self) -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * self.page
+
+    def start(self) -> "PeakRss":
+        self.base = self.peak = self.rss()
+        self._stop.clear()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.rss())
+
+    def stop(self) -> int:
+        self._stop.set()
+        self.thread.join()
+        self.peak = max(self.peak, self.rss())
+        return self.peak - self.base
+
+
+def measure(label: str, n: int, fn):
+    meter = PeakRss().start()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    out = fn()
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    peak = meter.stop()
+    print(f"{label:<34} {n:>7} members  wall {wall:7.2f} s  tool CPU {cpu / n * 1e6:6.1f} µs/member  "
+          f"peak RSS +{peak / 2**20:6.1f} MiB  {out}", flush=True)
+    return wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--members", type=int, default=50_000)
+    ap.add_argument("--small", type=int, default=5_000)
+    ap.add_argument("--database-url")
+    ap.add_argument("--skip-plain", action="store_true")
+    args = ap.parse_args()
+
+    import logging
+
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+    from werkzeug.serving import make_server
+
+    from config import Settings
+    from tool import create_app, platforms
+    from tool.db import db
+    from tool.models import Context, Deployment, Membership, User
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-roster-"))
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(base_url=f"http://127.0.0.1:{port}", port=port, key_dir=tmp / "keys",
+                        database_url=args.database_url or f"sqlite:///{tmp / 'tool.db'}",
+                        secret_key="bench", jobs_path=tmp / "jobs.db", proxy_hops=0)
+    app = create_app(settings)
+    logging.getLogger().setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    parent, child = mp.Pipe()
+    proc = mp.get_context("spawn").Process(
+        target=emulator_process, args=(child, settings.base_url + "/.well-known/jwks.json",
+                                       [args.small, args.members]), daemon=True)
+    proc.start()
+    env = parent.recv()
+    print(f"emulator ready; tool DB {settings.database_url.split('?')[0]}", flush=True)
+
+    from tool import jobs
+    from tool.lti.nrps import all_members_with_pylti1p3
+    from tool.roster.matching import find_or_create_user
+    from tool.roster.sync import create_run, run_sync
+
+    with app.app_context():
+        regs = []
+        for client_id, deployment_id in env["tools"]:
+            reg = platforms.add_platform(db.session, platforms.PlatformSpec(
+                issuer=env["issuer"], client_id=client_id, auth_login_url=env["auth_url"],
+                auth_token_url=env["token_url"], key_set_url=env["jwks_url"]), [deployment_id])
+            regs.append(reg)
+
+        def context_for(reg, course) -> Context:
+            dep = db.session.scalars(select(Deployment).where(Deployment.registration_id == reg.id)).first()
+            ctx = Context(registration_id=reg.id, deployment_id=dep.id, lti_context_id=course["context_id"],
+                          memberships_url=course["url"], context_types=[], ags_scopes=[])
+            db.session.add(ctx)
+            db.session.commit()
+            return ctx
+
+        def bulk(ctx):
+            run = create_run(db.session, ctx, "bench")
+            run = run_sync(db.session, run.id, jobs.client_settings(), lambda: Session(db.engine))
+            assert run.status == "succeeded", run.error
+            return f"{run.pages_fetched} pages, rows written {run.rows_written}"
+
+        small, big = env["courses"]
+        measure("bulk sync (small course)", small["n"], lambda: bulk(context_for(regs[0], small)))
+        big_ctx = context_for(regs[0], big)
+        bulk_wall = measure("bulk full sync", big["n"], lambda: bulk(big_ctx))
+        measure("bulk sync again, unchanged", big["n"], lambda: bulk(big_ctx))
+        members = db.session.scalar(select(func.count()).select_from(Membership)
+                                    .where(Membership.context_id == big_ctx.id))
+        assert members == big["n"], members
+
+        if not args.skip_plain:
+            plain_reg, plain_ctx = regs[1], context_for(regs[1], big)
+
+            def plain():
+                fetched = all_members_with_pylti1p3(plain_reg, settings.key_dir, big["url"])
+                for m in fetched:
+                    profile = {k: m.get(k) for k in ("name", "given_name", "family_name", "email",
+                                                     "picture", "lis_person_sourcedid",
+                                                     "lti11_legacy_user_id")}
+                    user = find_or_create_user(db.session, plain_reg, m["user_id"], profile)
+                    row = db.session.scalars(select(Membership).where(
+                        Membership.context_id == plain_ctx.id, Membership.user_id == user.id)).first()
+                    if row is None:
+                        db.session.add(Membership(context_id=plain_ctx.id, user_id=user.id,
+                                                  roles=m.get("roles", []), is_active=True))
+                    else:
+                        row.roles = m.get("roles", [])
+                    db.session.flush()
+                db.session.commit()
+                return f"{len(fetched)} members in one list"
+
+            plain_wall = measure("plain: get_members + ORM per member", big["n"], plain)
+            users = db.session.scalar(select(func.count()).select_from(User)
+                                      .where(User.registration_id == plain_reg.id))
+            assert users == big["n"], users
+            print(f"plain / bulk wall time: {plain_wall / bulk_wall:.1f}x", flush=True)
+    parent.send("done")
+    proc.join(10)
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
