@@ -87,3 +87,17 @@ def test_with_redis_url_jobs_go_through_redis(tool, lms):
         jobs.huey.flush()
         tool.settings.redis_url = saved_url
         jobs.init_app(tool.app)  # back to the SQLite store the other tests use
+
+
+def test_in_immediate_mode_the_launch_itself_runs_the_sync(tool, lms):
+    from tool import jobs
+    lms.platform.add_many(lms.course, 60)
+    tool.settings.jobs_immediate = True
+    try:
+        jobs.init_app(tool.app)
+        page = lms.launch(lms.teacher)
+    finally:
+        tool.settings.jobs_immediate = False
+        jobs.init_app(tool.app)
+    assert page.status_code == 200
+    assert "62</strong> active" in page.text and "succeeded" in page.text
