@@ -16,7 +16,7 @@ db_cli = AppGroup("db", help="Database schema.")
 
 
 def _fail(exc: ToolError) -> None:
-    message = exc.reason + (f"\n{exc.hint}" if exc.hint else "")
+    message = exc.reason + (f"\n{exc.hint}" if exc.hint else "") + (f"\n  {exc.command}" if exc.command else "")
     raise click.ClickException(message)
 
 

@@ -11,10 +11,11 @@ class ToolError(Exception):
     title = "Request refused"
 
     def __init__(self, reason: str, *, hint: str | None = None, code: str | None = None,
-                 status: int | None = None) -> None:
+                 status: int | None = None, command: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.hint = hint
+        self.command = command  # a command an administrator can run to fix it
         self.code = code or self.__class__.__name__
         if status is not None:
             self.status = status
@@ -23,6 +24,8 @@ class ToolError(Exception):
         out = {"error": self.code, "reason": self.reason}
         if self.hint:
             out["hint"] = self.hint
+        if self.command:
+            out["command"] = self.command
         return out
 
 

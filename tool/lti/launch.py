@@ -247,9 +247,10 @@ def ensure_deployment(session: Session, registration: Registration, deployment_i
         raise DeploymentNotFound(
             f"Deployment {deployment_id!r} of platform {registration.issuer} (client id "
             f"{registration.client_id}) is not registered with this tool.",
-            hint=(f"To allow it, run: flask --app app platform add-deployment --issuer "
-                  f"{registration.issuer} --client-id {registration.client_id} --deployment-id "
-                  f"'{deployment_id}'"), code="unknown_deployment")
+            hint="An administrator of the tool can allow it with this command:",
+            command=(f"flask --app app platform add-deployment --issuer {registration.issuer} "
+                     f"--client-id {registration.client_id} --deployment-id '{deployment_id}'"),
+            code="unknown_deployment")
     from ..db import upsert
     upsert(session, Deployment, [{"registration_id": registration.id, "deployment_id": deployment_id,
                                   "is_auto_recorded": True}], keys=["registration_id", "deployment_id"])

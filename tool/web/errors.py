@@ -16,14 +16,17 @@ def wants_json() -> bool:
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
 
 
-def render_error(status: int, title: str, reason: str, hint: str | None = None, code: str = "error"):
+def render_error(status: int, title: str, reason: str, hint: str | None = None, code: str = "error",
+                 command: str | None = None):
     if wants_json():
         body = {"error": code, "reason": reason}
         if hint:
             body["hint"] = hint
+        if command:
+            body["command"] = command
         return jsonify(body), status
     return render_template("error.html", status=status, title=title, reason=reason, hint=hint,
-                           code=code), status
+                           code=code, command=command), status
 
 
 def register(app: Flask) -> None:
@@ -31,7 +34,7 @@ def register(app: Flask) -> None:
     def _tool_error(exc: ToolError):
         log.warning("%s %s refused (%s, %s): %s", request.method, request.path, exc.status, exc.code,
                     exc.reason)
-        return render_error(exc.status, exc.title, exc.reason, exc.hint, exc.code)
+        return render_error(exc.status, exc.title, exc.reason, exc.hint, exc.code, exc.command)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
