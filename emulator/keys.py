@@ -6,6 +6,7 @@ with a later kid on every ``rotate()``; every key ever made stays published.
 """
 
 import base64
+import secrets
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -49,7 +50,11 @@ class KeySet:
 
     def _next_kid(self):
         now = datetime.now(timezone.utc).replace(microsecond=0)
-        if self._keys:
+        if not self._keys:
+            # The first key dates from a random moment of the past month, as a live platform's
+            # would: two emulators started in the same second must not share a kid.
+            now -= timedelta(seconds=secrets.randbelow(30 * 24 * 3600))
+        else:
             last = datetime.strptime(self._keys[-1][0], KID_FORMAT).replace(tzinfo=timezone.utc)
             if now <= last:
                 now = last + timedelta(seconds=1)

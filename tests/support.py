@@ -53,6 +53,8 @@ class Lms:
                 key_set_url=self.platform.jwks_url, name="Emulated Canvas"), [self.deployment_id])
             self.registration_id = reg.id
             db.session.remove()
+        # Emulators reuse free ports: a platform at this URL earlier in the session is another one.
+        tool.app.extensions["platform_keys"].forget(self.platform.jwks_url)
         self.course = self.platform.add_course(label="BIO101", title="Biology")
         self.teacher = self.platform.add_user(name="Ada Teacher")
         self.student = self.platform.add_user(name="Sam Student")

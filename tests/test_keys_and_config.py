@@ -152,3 +152,14 @@ def test_settings_generate_and_keep_a_secret_key(tmp_path, monkeypatch):
     assert stat.S_IMODE(os.stat(tmp_path / "k" / "secret_key").st_mode) == 0o600
     assert first.base_url == "https://tool.example.edu"
     assert first.database_url.startswith("sqlite:///")
+
+
+def test_retire_takes_a_kid_that_starts_with_a_dash(tool, db_session):
+    kid = "-Dash" + uuid.uuid4().hex
+    db_session.add(ToolKey(kid=kid, public_jwk=json.dumps({"kty": "RSA", "kid": kid, "n": "AQAB", "e": "AQAB"}),
+                           private_key_file="missing.pem", is_signing=False, is_published=True))
+    db_session.commit()
+    result = tool.app.test_cli_runner().invoke(args=["keys", "retire", kid])
+    assert result.exit_code == 0, result.output
+    db_session.expire_all()
+    assert db_session.scalars(select(ToolKey).where(ToolKey.kid == kid)).one().is_published is False

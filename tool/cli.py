@@ -109,8 +109,9 @@ def keys_rotate():
                f"JWKS (a day is plenty): flask --app app keys retire OLD_KID")
 
 
-@keys_cli.command("retire")
-@click.argument("kid")
+# A kid is a base64url thumbprint and may begin with "-": never read it as an option.
+@keys_cli.command("retire", context_settings={"ignore_unknown_options": True})
+@click.argument("kid", type=click.UNPROCESSED)
 def keys_retire(kid):
     """Stop publishing an old key."""
     try:

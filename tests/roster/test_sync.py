@@ -281,3 +281,19 @@ def test_a_person_imported_before_lti13_is_claimed_by_the_sync(tool, lms, db_ses
     assert member["user_id"] == legacy.id
     assert member["matched_by"] == "lti11_legacy_user_id"
     assert member["name"] == p.users[lms.student.sub].name
+
+
+def test_launch_and_sync_agree_on_roles_so_syncs_after_a_launch_write_nothing(tool, lms):
+    from rosterkit import context_id_of
+    # Canvas adds institution and system roles to the launch; NRPS lists course roles only.
+    assert lms.launch(lms.teacher).status_code == 200
+    assert lms.launch(lms.student).status_code == 200
+    context_id = context_id_of(lms)
+    assert sync(tool, context_id).status == "succeeded"
+    members = roster(tool, context_id)
+    assert members[lms.teacher.sub]["roles"] == [INSTRUCTOR]
+    assert members[lms.student.sub]["roles"] == [LEARNER]
+    assert lms.launch(lms.teacher).status_code == 200
+    again = sync(tool, context_id)
+    assert again.status == "succeeded" and again.rows_written == 0
+    assert roster(tool, context_id)[lms.teacher.sub]["roles"] == [INSTRUCTOR]

@@ -40,6 +40,11 @@ class PlatformKeyCache:
         with self._guard:
             return self._entries.setdefault(url, _Entry())
 
+    def forget(self, url: str) -> None:
+        """Drop what is cached for ``url`` (its registration was replaced)."""
+        with self._guard:
+            self._entries.pop(url, None)
+
     def key_for(self, url: str, kid: str) -> dict:
         entry = self._entry(url)
         now = time.monotonic()

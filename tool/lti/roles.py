@@ -47,6 +47,32 @@ def context_role_name(role: str) -> str | None:
     return None
 
 
+CONTEXT_ROLE_NAMES = {"Administrator", "ContentDeveloper", "Instructor", "Learner", "Mentor", "Manager",
+                      "Member", "Officer"}
+
+
+def course_roles(roles: list[str] | None) -> list[str]:
+    """The roles a person holds in the course, as full URIs (core §A.2.3 context roles).
+
+    Institution and system roles describe the person, not the membership, and NRPS lists only
+    context roles, so they are left out here: a launch and a roster sync then store the same
+    roles for the same member. Short context role names become full URIs; other vocabularies
+    are kept as sent.
+    """
+    out: list[str] = []
+    for role in roles or ():
+        if not isinstance(role, str) or not role.strip():
+            continue
+        role = role.strip()
+        if role.startswith(LIS + "institution/") or role.startswith(LIS + "system/"):
+            continue
+        if role in CONTEXT_ROLE_NAMES:
+            role = CONTEXT_PREFIX + role
+        if role not in out:
+            out.append(role)
+    return out
+
+
 def is_staff(roles: list[str] | None) -> bool:
     for role in roles or ():
         if role in STAFF_ADMIN_ROLES:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..db import insert_for
 from ..lti.claims import clean
+from ..lti.roles import course_roles
 from ..models import Membership, Registration, User
 
 USER_FIELDS = ("name", "given_name", "family_name", "email", "picture", "lis_person_sourcedid",
@@ -42,7 +43,7 @@ def normalise(member: dict) -> dict | None:
     roles = member.get("roles")
     profile = {f: clean(member.get(f)) for f in USER_FIELDS}
     return {"sub": str(sub), "status": status,
-            "roles": [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else [],
+            "roles": course_roles(roles) if isinstance(roles, list) else [],
             "profile": profile}
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import func
 from sqlalchemy.orm import Session
 
 from ..db import insert_for
-from ..lti import Launch, ensure_deployment
+from ..lti import Launch, ensure_deployment, roles
 from ..models import Context, Membership, Registration, ResourceLink, User, utcnow
 from .matching import find_or_create_user
 
@@ -116,7 +116,8 @@ def _provision(session: Session, launch: Launch) -> Provisioned:
             "ags_scopes": ags.get("scope") if isinstance(ags.get("scope"), list) else [],
             "created_at": now, "updated_at": now}).scalar_one()
         membership_pk = conn.execute(_membership_upsert(session), {
-            "context_id": context_pk, "user_id": user.id, "roles": launch.roles, "is_active": True,
+            "context_id": context_pk, "user_id": user.id, "roles": roles.course_roles(launch.roles),
+            "is_active": True,
             "first_seen_at": now, "last_launch_at": now}).scalar_one()
         context = session.get(Context, context_pk, populate_existing=True)
     rl = launch.resource_link
