@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         SETTINGS=settings,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # quiet "no migration to run" on every start
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
                                 x_host=settings.proxy_hops, x_port=settings.proxy_hops,
