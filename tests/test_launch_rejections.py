@@ -241,3 +241,16 @@ def test_every_refusal_is_logged_with_its_reason(lms, caplog):
         _refused(lms.launch(lms.student, header={"kid": DELETE}), "kid_missing")
     lines = [r.getMessage() for r in caplog.records if r.name == "tool.web"]
     assert any("kid_missing" in line and "no key id (kid)" in line for line in lines), lines
+
+
+def test_login_for_a_foreign_target_link_uri_is_refused(lms):
+    pending = lms.platform.resource_link_launch(lms.registration, lms.student, lms.course)
+    pending.login_params["target_link_uri"] = "https://evil.example/steal"
+    resp = Browser().launch(lms.tool.login_url, pending)
+    _refused(resp, "target_link_uri_foreign")
+    assert "TOOL_BASE_URL" in resp.text
+
+
+def test_pages_do_not_leak_their_token_in_referers(lms):
+    resp = lms.launch(lms.student)
+    assert resp.headers["Referrer-Policy"] == "same-origin"

@@ -60,6 +60,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(roster.bp)
     errors.register(app)
 
+    @app.after_request
+    def _security_headers(response):
+        # Page tokens ride in URLs: never hand them to another site in a Referer.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
     from . import cli
     cli.register(app)
     return app

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Mapping
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from pylti1p3.actions import Action
 from sqlalchemy.orm import Session
@@ -25,6 +25,24 @@ class LoginRedirect:
     nonce: str
 
 
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def check_target(target_link_uri: str | None, launch_url: str) -> None:
+    """The target must be this tool (OIDC third-party initiated login §4): refuse another origin.
+
+    A mismatch is almost always a TOOL_BASE_URL that differs from the URL the platform was
+    given, so the message names both.
+    """
+    if target_link_uri and _origin(target_link_uri) != _origin(launch_url):
+        raise LoginError(
+            f"The login asks to launch {target_link_uri}, which is not this tool ({launch_url}).",
+            hint="Check that TOOL_BASE_URL is the address the platform's developer key uses.",
+            code="target_link_uri_foreign")
+
+
 def begin_login(params: Mapping[str, str], session: Session, launch_url: str,
                 state_ttl: int = 600) -> LoginRedirect:
     iss = (params.get("iss") or "").strip()
@@ -36,6 +54,7 @@ def begin_login(params: Mapping[str, str], session: Session, launch_url: str,
                          code="iss_missing")
     if not login_hint:
         raise LoginError("The login request has no login_hint.", code="login_hint_missing")
+    check_target(params.get("target_link_uri"), launch_url)
     conf = DatabaseToolConf(session)
     # pylti1p3's lookup hook, bound to (issuer, client_id) by DatabaseToolConf.
     lib_reg = conf.find_registration_by_params(iss, client_id, action=Action.OIDC_LOGIN)
