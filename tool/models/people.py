@@ -91,8 +91,6 @@ class Membership(Base):
     first_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_launch_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     last_synced_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    # The id of the sync run that last saw this member (to close out drops after a full walk).
-    last_seen_sync_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     user: Mapped[User] = relationship()
     context: Mapped[Context] = relationship()

@@ -147,7 +147,6 @@ def upgrade() -> None:
     sa.Column('first_seen_at', sa.DateTime(), nullable=False),
     sa.Column('last_launch_at', sa.DateTime(), nullable=True),
     sa.Column('last_synced_at', sa.DateTime(), nullable=True),
-    sa.Column('last_seen_sync_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['context_id'], ['contexts.id'], name=op.f('fk_memberships_context_id_contexts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_memberships_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_memberships')),
