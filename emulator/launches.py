@@ -37,7 +37,7 @@ class LaunchMixin:
                                              clock_offset=clock_offset, tamper=tamper,
                                              raw_token=raw_token))
         link = template.get(C.RESOURCE_LINK)
-        if course is not None and isinstance(link, dict) and link.get("id"):
+        if course is not None and isinstance(link, dict) and isinstance(link.get("id"), str) and link["id"]:
             with self.lock:
                 course.links.setdefault(link["id"], None)
         launch.login_params = {

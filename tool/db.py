@@ -74,6 +74,16 @@ def insert_for(session: Session, model: Any):
     raise RuntimeError(f"unsupported database dialect {name!r}")
 
 
+def fit(table: Any, values: dict) -> dict:
+    """Cut text to its column's length, so an over-long name or title cannot fail a write."""
+    out = {}
+    for key, value in values.items():
+        column = table.c.get(key)
+        length = getattr(getattr(column, "type", None), "length", None)
+        out[key] = value[:length] if isinstance(value, str) and length and len(value) > length else value
+    return out
+
+
 def upsert(session: Session, model: Any, rows: list[dict], keys: Iterable[str],
            update: Iterable[str] = ()) -> None:
     """INSERT ... ON CONFLICT (keys) DO UPDATE/NOTHING for many rows in one statement."""

@@ -28,13 +28,29 @@ MESSAGE_TYPES = {"LtiResourceLinkRequest", "LtiDeepLinkingRequest", "LtiSubmissi
                  "DataPrivacyLaunchRequest"}
 
 
-def clean(value: Any) -> Any:
-    """Treat unexpanded platform variables (``$CourseSection.sourcedId``, facts §3) and blanks as absent."""
+ID_MAX = 255  # LTI 1.3 core: sub, deployment_id, context id, resource link id are at most 255 chars
+
+
+def clean(value: Any) -> str | None:
+    """A claim value as text, or None.
+
+    Unexpanded platform variables (``$CourseSection.sourcedId``, facts §3) and blanks are absent;
+    numbers become text; objects, lists and booleans where text belongs are treated as absent.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return str(value)
     if isinstance(value, str):
         value = value.strip()
         if not value or value.startswith("$"):
             return None
-    return value
+        return value
+    return None
+
+
+def text_list(value: Any) -> list[str]:
+    return [v for v in (clean(x) for x in value) if v] if isinstance(value, list) else []
 
 
 def _dict(value: Any) -> dict:
@@ -91,17 +107,28 @@ class Launch:
 
     @property
     def context(self) -> dict | None:
+        """{id, label, title, type}, text only; None without a usable context id."""
         ctx = _dict(self.body.get(CONTEXT))
-        return ctx if clean(ctx.get("id")) else None
+        context_id = clean(ctx.get("id"))
+        if not context_id:
+            return None
+        return {"id": context_id, "label": clean(ctx.get("label")), "title": clean(ctx.get("title")),
+                "type": text_list(ctx.get("type"))}
 
     @property
     def resource_link(self) -> dict | None:
+        """{id, title, description}, text only; None without a usable link id."""
         link = _dict(self.body.get(RESOURCE_LINK))
-        return link if clean(link.get("id")) else None
+        link_id = clean(link.get("id"))
+        if not link_id:
+            return None
+        return {"id": link_id, "title": clean(link.get("title")),
+                "description": clean(link.get("description"))}
 
     @property
     def custom(self) -> dict:
-        return {k: v for k, v in _dict(self.body.get(CUSTOM)).items() if clean(v) is not None}
+        values = {k: clean(v) for k, v in _dict(self.body.get(CUSTOM)).items() if isinstance(k, str)}
+        return {k: v for k, v in values.items() if v is not None}
 
     @property
     def memberships_url(self) -> str | None:
@@ -109,7 +136,12 @@ class Launch:
 
     @property
     def ags(self) -> dict:
-        return _dict(self.body.get(AGS))
+        """{lineitems, lineitem, scope} when the AGS claim is present (AGS 2.0 §3.1), else {}."""
+        claim = self.body.get(AGS)
+        if not isinstance(claim, dict):
+            return {}
+        return {"lineitems": clean(claim.get("lineitems")), "lineitem": clean(claim.get("lineitem")),
+                "scope": text_list(claim.get("scope"))}
 
     @property
     def deep_linking_settings(self) -> dict:

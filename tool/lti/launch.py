@@ -99,7 +99,8 @@ class _CheckedLaunch(MessageLaunch):
         return Launch(registration_id=self.registration.id, issuer=body["iss"],
                       client_id=self.client_id, deployment_id=body[c.DEPLOYMENT_ID],
                       message_type=body[c.MESSAGE_TYPE], sub=body["sub"],
-                      roles=list(body[c.ROLES]), body=body, nonce=body["nonce"],
+                      roles=[r for r in body[c.ROLES] if isinstance(r, str)], body=body,
+                      nonce=body["nonce"],
                       deployment_pk=self.deployment.id)
 
     def check_form(self) -> None:
@@ -197,8 +198,10 @@ class _CheckedLaunch(MessageLaunch):
 
     def check_claims(self) -> None:
         body = self._jwt["body"]
-        if not body.get("nonce"):
+        nonce = body.get("nonce")
+        if not nonce:
             raise LaunchError("The id_token has no nonce.", code="nonce_missing")
+        _text_claim(nonce, "nonce")
         version = body.get(c.VERSION)
         if version is None:
             raise LaunchError("The id_token has no LTI version claim; this tool speaks LTI 1.3.0.",
@@ -209,22 +212,31 @@ class _CheckedLaunch(MessageLaunch):
         message_type = body.get(c.MESSAGE_TYPE)
         if not message_type:
             raise LaunchError("The id_token has no message_type claim.", code="message_type_missing")
-        if message_type not in c.MESSAGE_TYPES:
+        if not isinstance(message_type, str) or message_type not in c.MESSAGE_TYPES:
             raise LaunchError(f"The message type {message_type!r} is not one this tool handles.",
                               code="message_type_unknown")
         if not body.get(c.DEPLOYMENT_ID):
             raise LaunchError("The id_token has no deployment_id claim.", code="deployment_id_missing")
+        _text_claim(body[c.DEPLOYMENT_ID], "deployment_id")
         if not body.get("sub") or not isinstance(body.get("sub"), str):
             raise LaunchError("The id_token has no user (sub claim); anonymous launches are not supported.",
                               code="sub_missing")
+        _text_claim(body["sub"], "sub")
         if c.ROLES not in body or not isinstance(body[c.ROLES], list):
             raise LaunchError("The id_token has no roles claim (it may be an empty list, but must be present).",
                               code="roles_missing")
-        if message_type == "LtiResourceLinkRequest":
-            link = body.get(c.RESOURCE_LINK)
-            if not isinstance(link, dict) or not link.get("id"):
-                raise LaunchError("The resource link launch has no resource_link id.",
-                                  code="resource_link_missing")
+        if c.CONTEXT in body:
+            context = body[c.CONTEXT]
+            if not isinstance(context, dict) or not c.clean(context.get("id")):
+                raise LaunchError("The id_token's context claim has no id (core §5.4.1 requires one).",
+                                  code="context_invalid")
+            _text_claim(c.clean(context["id"]), "context id")
+        link = body.get(c.RESOURCE_LINK)
+        if message_type == "LtiResourceLinkRequest" and (not isinstance(link, dict) or not c.clean(link.get("id"))):
+            raise LaunchError("The resource link launch has no resource_link id.",
+                              code="resource_link_missing")
+        if isinstance(link, dict) and c.clean(link.get("id")):
+            _text_claim(c.clean(link["id"]), "resource_link id")
 
     def check_deployment(self) -> None:
         deployment_id = self._jwt["body"][c.DEPLOYMENT_ID]
@@ -235,6 +247,13 @@ class _CheckedLaunch(MessageLaunch):
             self.validate_message()  # pylti1p3's per-message-type validators
         except LtiException as exc:
             raise LaunchError(f"The launch message is incomplete: {exc}.", code="message_invalid") from exc
+
+
+def _text_claim(value, name: str) -> None:
+    """Identifiers are strings of at most 255 characters (LTI 1.3 core §5.3)."""
+    if not isinstance(value, str) or len(value) > c.ID_MAX:
+        raise LaunchError(f"The id_token's {name} is not a string of at most {c.ID_MAX} characters.",
+                          code="claim_invalid")
 
 
 def ensure_deployment(session: Session, registration: Registration, deployment_id: str) -> Deployment:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ..db import insert_for
+from ..db import fit, insert_for
 from ..models import Registration, User, utcnow
 
 PROFILE_FIELDS = ("name", "given_name", "family_name", "email", "picture", "lis_person_sourcedid",
@@ -41,7 +41,8 @@ def find_or_create_user(session: Session, registration: Registration, sub: str, 
         session.execute(stmt.on_conflict_do_nothing(index_elements=["registration_id", "sub"]))
         user = session.scalars(select(User).where(User.registration_id == registration.id,
                                                   User.sub == sub)).one()
-    changes = {k: v for k, v in profile.items() if k in PROFILE_FIELDS and v and getattr(user, k) != v}
+    profile = fit(User.__table__, {k: v for k, v in profile.items() if k in PROFILE_FIELDS})
+    changes = {k: v for k, v in profile.items() if v and getattr(user, k) != v}
     if launched:
         changes["last_launch_at"] = utcnow()
     for key, value in changes.items():

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlalchemy.orm import Session
 
-from ..db import insert_for
+from ..db import fit, insert_for
 from ..lti import Launch, ensure_deployment, roles
 from ..models import Context, Membership, Registration, ResourceLink, User, utcnow
 from .matching import find_or_create_user
@@ -107,24 +107,21 @@ def _provision(session: Session, launch: Launch) -> Provisioned:
     ctx = launch.context
     if ctx:
         ags = launch.ags
-        context_pk = conn.execute(_context_upsert(session, bool(ags)), {
+        context_pk = conn.execute(_context_upsert(session, bool(ags)), fit(Context.__table__, {
             "registration_id": registration.id, "deployment_id": deployment_pk,
-            "lti_context_id": str(ctx["id"]), "label": ctx.get("label"), "title": ctx.get("title"),
-            "context_types": ctx.get("type") if isinstance(ctx.get("type"), list) else [],
-            "canvas_course_id": launch.custom.get("canvas_course_id"),
+            "lti_context_id": ctx["id"], "label": ctx["label"], "title": ctx["title"],
+            "context_types": ctx["type"], "canvas_course_id": launch.custom.get("canvas_course_id"),
             "memberships_url": launch.memberships_url, "lineitems_url": ags.get("lineitems"),
-            "ags_scopes": ags.get("scope") if isinstance(ags.get("scope"), list) else [],
-            "created_at": now, "updated_at": now}).scalar_one()
+            "ags_scopes": ags.get("scope", []), "created_at": now, "updated_at": now})).scalar_one()
         membership_pk = conn.execute(_membership_upsert(session), {
             "context_id": context_pk, "user_id": user.id, "roles": roles.course_roles(launch.roles),
-            "is_active": True,
-            "first_seen_at": now, "last_launch_at": now}).scalar_one()
+            "is_active": True, "first_seen_at": now, "last_launch_at": now}).scalar_one()
         context = session.get(Context, context_pk, populate_existing=True)
     rl = launch.resource_link
     if rl:
-        link_pk = conn.execute(_link_upsert(session), {
+        link_pk = conn.execute(_link_upsert(session), fit(ResourceLink.__table__, {
             "registration_id": registration.id, "context_id": context.id if context else None,
-            "lti_resource_link_id": str(rl["id"]), "title": rl.get("title"),
-            "description": rl.get("description"), "placement": launch.placement,
-            "lineitem_url": launch.ags.get("lineitem"), "created_at": now, "updated_at": now}).scalar_one()
+            "lti_resource_link_id": rl["id"], "title": rl["title"], "description": rl["description"],
+            "placement": launch.placement, "lineitem_url": launch.ags.get("lineitem"),
+            "created_at": now, "updated_at": now})).scalar_one()
     return Provisioned(user=user, context=context, membership_id=membership_pk, resource_link_id=link_pk)
