@@ -297,3 +297,15 @@ def test_launch_and_sync_agree_on_roles_so_syncs_after_a_launch_write_nothing(to
     again = sync(tool, context_id)
     assert again.status == "succeeded" and again.rows_written == 0
     assert roster(tool, context_id)[lms.teacher.sub]["roles"] == [INSTRUCTOR]
+
+
+def test_odd_member_entries_are_skipped_or_cut_to_fit_and_the_sync_succeeds(tool, lms):
+    p = lms.platform
+    long_named = p.add_user(name="N" * 600)
+    p.enroll(lms.course, long_named, roles=[LEARNER])
+    context_id = add_course_to_tool(lms)
+    run = sync(tool, context_id)
+    assert run.status == "succeeded", run.error
+    members = roster(tool, context_id)
+    assert len(members[long_named.sub]["name"]) == 300
+    assert sync(tool, context_id).rows_written == 0  # the cut name is not rewritten every time

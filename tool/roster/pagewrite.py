@@ -14,8 +14,8 @@ from datetime import datetime
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from ..db import insert_for
-from ..lti.claims import clean
+from ..db import fit, insert_for
+from ..lti.claims import ID_MAX, clean
 from ..lti.roles import course_roles
 from ..models import Membership, Registration, User
 
@@ -37,11 +37,11 @@ class PageResult:
 def normalise(member: dict) -> dict | None:
     """A member entry as the tool stores it; None without a ``user_id``."""
     sub = clean(member.get("user_id"))
-    if not sub:
+    if not sub or len(sub) > ID_MAX:  # not an LTI user id (core §5.3.6: at most 255 characters)
         return None
     status = member.get("status") if member.get("status") in ("Active", "Inactive", "Deleted") else "Active"
     roles = member.get("roles")
-    profile = {f: clean(member.get(f)) for f in USER_FIELDS}
+    profile = fit(User.__table__, {f: clean(member.get(f)) for f in USER_FIELDS})
     return {"sub": str(sub), "status": status,
             "roles": course_roles(roles) if isinstance(roles, list) else [],
             "profile": profile}
