@@ -1,11 +1,9 @@
 """Whole launches through real HTTP: platform login initiation -> tool -> platform auth -> tool launch."""
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from sqlalchemy import func, select
 
 from emulator import Browser

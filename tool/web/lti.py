@@ -37,13 +37,7 @@ def login():
     """OIDC third-party initiated login (LTI 1.3 core §5.1.1), GET or POST as Canvas may send."""
     redirect_to = begin_login(request.values, db.session, launch_url(),
                               current_app.config["LOGIN_STATE_TTL"])
-    response = redirect(redirect_to.url, code=302)
-    secure = base_url().startswith("https://")
-    # Binds the browser to the state where third-party cookies are allowed; never required
-    # afterwards (Safari blocks them in the Canvas iframe).
-    response.set_cookie(f"lti1p3-{redirect_to.state}", "1", max_age=current_app.config["LOGIN_STATE_TTL"],
-                        secure=secure, httponly=True, samesite="None" if secure else "Lax")
-    return response
+    return redirect(redirect_to.url, code=302)
 
 
 @bp.route("/lti/launch", methods=["POST"])
