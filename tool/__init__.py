@@ -45,8 +45,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         db.session.remove()
 
     from .lti import PlatformKeyCache
-    app.extensions["platform_keys"] = PlatformKeyCache(ttl=settings.jwks_cache_ttl,
-                                                       refetch_interval=settings.jwks_refetch_interval)
+    app.extensions["platform_keys"] = PlatformKeyCache(
+        ttl=settings.jwks_cache_ttl, refetch_interval=settings.jwks_refetch_interval,
+        timeout=(settings.http_connect_timeout, settings.http_read_timeout))
     app.extensions["after_launch"] = lambda launch, result: None
 
     from . import jobs
