@@ -166,6 +166,19 @@ def test_platform_jwks_down_gives_a_clear_error_not_a_500(lms):
     resp = lms.launch(lms.student)
     _refused(resp, "platform_jwks_unavailable")
     assert "key set" in resp.text
+    # Launches right after a failure are answered at once, without asking the platform again.
+    _refused(lms.launch(lms.student), "platform_jwks_unavailable")
+    assert lms.platform.jwks_requests == 1
+    lms.platform.jwks_down = False
+    time.sleep(lms.tool.settings.jwks_refetch_interval + 0.1)
+    assert lms.launch(lms.student).status_code == 200
+
+
+def test_a_known_key_keeps_working_while_the_platform_jwks_is_down(lms):
+    assert lms.launch(lms.student).status_code == 200
+    lms.platform.jwks_down = True
+    lms.tool.app.extensions["platform_keys"]._entry(lms.platform.jwks_url).fetched_at = 1.0  # expired
+    assert lms.launch(lms.student).status_code == 200
 
 
 def test_steady_launches_fetch_the_platform_jwks_once(lms):

@@ -23,6 +23,8 @@ class _Entry:
     keys: dict = field(default_factory=dict)  # kid -> JWK dict
     fetched_at: float = 0.0
     attempted_at: float = 0.0  # last refetch caused by an unknown kid
+    failed_at: float = 0.0  # last fetch that failed
+    failure: LaunchError | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -62,10 +64,18 @@ class PlatformKeyCache:
             if stale or not entry.attempted_at or now - entry.attempted_at >= self.refetch_interval:
                 if not stale:
                     entry.attempted_at = now
+                if entry.failure is not None and now - entry.failed_at < self.refetch_interval:
+                    # The platform's key set just failed: answer at once instead of making
+                    # every launch wait out another timeout.
+                    if kid in entry.keys:
+                        return entry.keys[kid]
+                    raise entry.failure
                 try:
                     entry.keys = self._fetch(url)
                     entry.fetched_at = time.monotonic()
-                except LaunchError:
+                    entry.failure = None
+                except LaunchError as exc:
+                    entry.failure, entry.failed_at = exc, time.monotonic()
                     if kid in entry.keys:  # platform down, but we know this key: keep serving
                         return entry.keys[kid]
                     raise
