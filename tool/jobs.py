@@ -109,10 +109,10 @@ def sync_if_stale(session: Session, context: Context, trigger: str) -> RosterSyn
 
 def after_launch(launch, result) -> None:
     """An instructor launch that carries the NRPS claim starts a background roster sync."""
-    if not launch.is_staff or not launch.memberships_url or result.context is None:
+    if not launch.is_staff or not launch.memberships_url or result.context_id is None:
         return
     try:
-        sync_if_stale(db.session, result.context, "launch")
+        sync_if_stale(db.session, db.session.get(Context, result.context_id), "launch")
     except Exception:  # the launch itself must never fail because the queue did
         db.session.rollback()
         log.exception("could not queue a roster sync after a launch")

@@ -69,6 +69,8 @@ class Launch:
     body: dict = field(repr=False)
     nonce: str = ""
     deployment_pk: int | None = None  # the tool's Deployment row, found during validation
+    # The Registration row it came through (kept so provisioning need not read it again).
+    registration: Any = field(default=None, repr=False, compare=False)
 
     @property
     def is_staff(self) -> bool:

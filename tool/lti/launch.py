@@ -101,7 +101,7 @@ class _CheckedLaunch(MessageLaunch):
                       message_type=body[c.MESSAGE_TYPE], sub=body["sub"],
                       roles=[r for r in body[c.ROLES] if isinstance(r, str)], body=body,
                       nonce=body["nonce"],
-                      deployment_pk=self.deployment.id)
+                      deployment_pk=self.deployment.id, registration=self.registration)
 
     def check_form(self) -> None:
         if not self._get_request_param("id_token"):

@@ -19,7 +19,7 @@ from .matching import find_or_create_user
 @dataclass
 class Provisioned:
     user: User
-    context: Context | None
+    context_id: int | None
     membership_id: int | None
     resource_link_id: int | None
 
@@ -97,13 +97,13 @@ def _link_upsert(session: Session):
 
 
 def _provision(session: Session, launch: Launch) -> Provisioned:
-    registration = session.get(Registration, launch.registration_id)
+    registration = launch.registration or session.get(Registration, launch.registration_id)
     deployment_pk = launch.deployment_pk or ensure_deployment(session, registration, launch.deployment_id).id
     user = find_or_create_user(session, registration, launch.sub, profile_from_launch(launch),
                                launched=True)
     conn = session.connection()
     now = utcnow()
-    context = membership_pk = link_pk = None
+    context_pk = membership_pk = link_pk = None
     ctx = launch.context
     if ctx:
         ags = launch.ags
@@ -116,12 +116,12 @@ def _provision(session: Session, launch: Launch) -> Provisioned:
         membership_pk = conn.execute(_membership_upsert(session), {
             "context_id": context_pk, "user_id": user.id, "roles": roles.course_roles(launch.roles),
             "is_active": True, "first_seen_at": now, "last_launch_at": now}).scalar_one()
-        context = session.get(Context, context_pk, populate_existing=True)
     rl = launch.resource_link
     if rl:
         link_pk = conn.execute(_link_upsert(session), fit(ResourceLink.__table__, {
-            "registration_id": registration.id, "context_id": context.id if context else None,
+            "registration_id": registration.id, "context_id": context_pk,
             "lti_resource_link_id": rl["id"], "title": rl["title"], "description": rl["description"],
             "placement": launch.placement, "lineitem_url": launch.ags.get("lineitem"),
             "created_at": now, "updated_at": now})).scalar_one()
-    return Provisioned(user=user, context=context, membership_id=membership_pk, resource_link_id=link_pk)
+    return Provisioned(user=user, context_id=context_pk, membership_id=membership_pk,
+                       resource_link_id=link_pk)

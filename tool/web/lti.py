@@ -54,10 +54,10 @@ def launch():
     result = provision_from_launch(db.session, checked)
     view = "instructor" if checked.is_staff else "student"
     page = tokens.PageSession(user_id=result.user.id, registration_id=checked.registration_id,
-                              context_id=result.context.id if result.context else None, view=view,
+                              context_id=result.context_id, view=view,
                               resource_link_id=result.resource_link_id)
     log.info("launch accepted: %s %s as %s in %s", checked.issuer, checked.sub, view,
-             result.context.lti_context_id if result.context else "-")
+             checked.context["id"] if checked.context else "-")
     current_app.extensions["after_launch"](checked, result)
     return redirect(url_for(f"pages.{view}_home", t=tokens.issue(page)), code=303)
 
