@@ -39,6 +39,8 @@ def create_app(platform):
     def jwks():
         """Section 1: every past/present key, public parts only."""
         platform.count("jwks_requests")
+        if platform.jwks_delay:
+            time.sleep(platform.jwks_delay)
         if platform.jwks_down:
             return jsonify({"errors": [{"message": "service unavailable"}]}), 503
         return jsonify(platform.keys.jwks())

@@ -45,6 +45,7 @@ class Platform(LaunchMixin):
         self.tool_jwks_fetches = 0
         self.token_requests = 0
         self.jwks_down = False
+        self.jwks_delay = 0.0  # seconds the JWKS endpoint waits before answering
         self.nrps_report_inactive = False
         self.nrps_offer_differences = False
         self._seq = itertools.count(1)

@@ -94,3 +94,21 @@ def test_new_resource_link_id_is_accepted_and_recorded(lms, db_session):
     link = db_session.scalars(select(ResourceLink).where(
         ResourceLink.lti_resource_link_id == "brand-new-link-42")).one()
     assert link.title == "Quiz 9"
+
+
+STAFF_ROLES = ["http://purl.imsglobal.org/vocab/lis/v2/membership#ContentDeveloper", "ContentDeveloper",
+               "http://purl.imsglobal.org/vocab/lis/v2/membership#Administrator", "Administrator",
+               "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant",
+               "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator"]
+
+
+@pytest.mark.parametrize("role", STAFF_ROLES)
+def test_staff_roles_short_or_full_get_the_instructor_view(lms, role):
+    resp = lms.launch(lms.student, roles=[role])
+    assert resp.status_code == 200 and urlsplit(resp.url).path == "/instructor"
+
+
+def test_teaching_elsewhere_does_not_make_a_student_an_instructor(lms):
+    resp = lms.launch(lms.student, roles=[
+        LEARNER, "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Instructor"])
+    assert urlsplit(resp.url).path == "/student"

@@ -267,3 +267,41 @@ def test_login_for_a_foreign_target_link_uri_is_refused(lms):
 def test_pages_do_not_leak_their_token_in_referers(lms):
     resp = lms.launch(lms.student)
     assert resp.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_a_platform_jwks_that_hangs_is_cut_off_by_the_timeout(lms):
+    keys = lms.tool.app.extensions["platform_keys"]
+    saved = keys.timeout
+    keys.timeout = (1.0, 0.5)
+    lms.platform.jwks_delay = 3.0
+    try:
+        began = time.monotonic()
+        _refused(lms.launch(lms.student), "platform_jwks_unavailable")
+        assert time.monotonic() - began < 2.5
+    finally:
+        keys.timeout = saved
+        lms.platform.jwks_delay = 0.0
+
+
+def test_an_unknown_message_type_is_refused(lms):
+    _refused(lms.launch(lms.student, claims={"message_type": "LtiMysteryRequest"}), "message_type_unknown")
+
+
+def test_launch_behind_a_tls_proxy_honours_forwarded_headers(lms):
+    """PROXY_HOPS=1: the landing redirect keeps the proxy's path prefix and scheme."""
+    from tool import create_app
+    from tool import jobs
+    from dataclasses import replace
+    behind = create_app(replace(lms.tool.settings, proxy_hops=1))
+    try:
+        browser = Browser()
+        pending = lms.platform.resource_link_launch(lms.registration, lms.student, lms.course)
+        login = browser.initiate(lms.tool.login_url, pending)
+        action, fields = browser.authorize(login.headers["Location"])
+        resp = behind.test_client().post("/lti/launch", data=fields, headers={
+            "X-Forwarded-Proto": "https", "X-Forwarded-Host": "tool.school.edu",
+            "X-Forwarded-Prefix": "/lti-tool"})
+        assert resp.status_code == 303
+        assert resp.headers["Location"].startswith("/lti-tool/student?t="), resp.headers["Location"]
+    finally:
+        jobs.init_app(lms.tool.app)  # create_app rebound the job queue: give it back
