@@ -52,7 +52,7 @@ def make_plain_pylti1p3(workdir: Path):
     """The same flow with pylti1p3 defaults, the way its README and Flask example wire it."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from flask import Flask, request
+    from flask import Flask
     from pylti1p3.contrib.flask import FlaskMessageLaunch, FlaskOIDCLogin, FlaskRequest
     from pylti1p3.tool_config import ToolConfDict
 
@@ -69,7 +69,7 @@ def make_plain_pylti1p3(workdir: Path):
     @app.route("/login", methods=["GET", "POST"])
     def login():
         oidc = FlaskOIDCLogin(FlaskRequest(), state["conf"])
-        return oidc.enable_check_cookies().redirect(launch_url) if False else oidc.redirect(launch_url)
+        return oidc.redirect(launch_url)
 
     @app.route("/launch", methods=["POST"])
     def launch():

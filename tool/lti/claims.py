@@ -16,12 +16,8 @@ CONTEXT = LTI + "context"
 CUSTOM = LTI + "custom"
 LIS = LTI + "lis"
 LEGACY_USER_ID = LTI + "lti11_legacy_user_id"
-TARGET_LINK_URI = LTI + "target_link_uri"
-LAUNCH_PRESENTATION = LTI + "launch_presentation"
-TOOL_PLATFORM = LTI + "tool_platform"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
-DEEP_LINKING = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
 CANVAS_PLACEMENT = "https://www.instructure.com/placement"
 
 MESSAGE_TYPES = {"LtiResourceLinkRequest", "LtiDeepLinkingRequest", "LtiSubmissionReviewRequest",
@@ -146,13 +142,5 @@ class Launch:
                 "scope": text_list(claim.get("scope"))}
 
     @property
-    def deep_linking_settings(self) -> dict:
-        return _dict(self.body.get(DEEP_LINKING))
-
-    @property
     def placement(self) -> str | None:
         return clean(self.body.get(CANVAS_PLACEMENT))
-
-    @property
-    def return_url(self) -> str | None:
-        return clean(_dict(self.body.get(LAUNCH_PRESENTATION)).get("return_url"))

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 import jwt
 from pylti1p3.exception import LtiException
 from pylti1p3.message_launch import MessageLaunch
 from pylti1p3.request import Request
+from pylti1p3.session import SessionService
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..db import upsert
 from ..models import Deployment, Registration
 from . import claims as c
 from . import states
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 @dataclass
 class LaunchSettings:
     leeway: int = 60
-    key_dir: Path | None = None
 
 
 class _FormRequest(Request):
@@ -67,7 +67,6 @@ class _CheckedLaunch(MessageLaunch):
                  settings: LaunchSettings) -> None:
         request = _FormRequest(form)
         conf = DatabaseToolConf(session)
-        from pylti1p3.session import SessionService
         super().__init__(request, conf, session_service=SessionService(request),
                          cookie_service=_NoCookies())
         self.db = session
@@ -270,7 +269,6 @@ def ensure_deployment(session: Session, registration: Registration, deployment_i
             command=(f"flask --app app platform add-deployment --issuer {registration.issuer} "
                      f"--client-id {registration.client_id} --deployment-id '{deployment_id}'"),
             code="unknown_deployment")
-    from ..db import upsert
     upsert(session, Deployment, [{"registration_id": registration.id, "deployment_id": deployment_id,
                                   "is_auto_recorded": True}], keys=["registration_id", "deployment_id"])
     log.info("recorded new deployment %s for %s", deployment_id, registration)

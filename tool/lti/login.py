@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from . import states
 from .errors import LoginError, RegistrationNotFound
+from .launch import ensure_deployment
 from .toolconf import DatabaseToolConf
 
 
@@ -67,7 +68,6 @@ def begin_login(params: Mapping[str, str], session: Session, launch_url: str,
                  "(see the README, 'Register in Canvas').", code="unknown_registration")
     deployment_id = params.get("lti_deployment_id") or params.get("deployment_id")
     if deployment_id:
-        from .launch import ensure_deployment
         ensure_deployment(session, reg, deployment_id)  # refuse early with the same clear page
     state, nonce = states.issue(session, reg.id, state_ttl)
     query = {

@@ -21,6 +21,17 @@ STAFF_ADMIN_ROLES = {
     LIS + "institution/person#Administrator",
 }
 
+# Roster filter word -> stored role URIs (memberships keep course roles as full URIs, see
+# course_roles; a TeachingAssistant sub-role may come short from some platforms).
+FILTERS = {
+    "Instructor": [INSTRUCTOR],
+    "TA": [TEACHING_ASSISTANT, CONTEXT_PREFIX + "TeachingAssistant", "TeachingAssistant"],
+    "Designer": [CONTEXT_PREFIX + "ContentDeveloper"],
+    "Student": [LEARNER],
+    "Observer": [CONTEXT_PREFIX + "Mentor"],
+    "Administrator": [CONTEXT_PREFIX + "Administrator"],
+}
+
 WORDS = {
     "Instructor": "Instructor", "TeachingAssistant": "TA", "ContentDeveloper": "Designer",
     "Administrator": "Administrator", "Learner": "Student", "Mentor": "Observer",

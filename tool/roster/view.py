@@ -15,16 +15,7 @@ from sqlalchemy.orm import Session
 from ..lti import roles as role_vocab
 from ..models import ContextSyncState, Membership, RosterSync, User
 
-LIS = "http://purl.imsglobal.org/vocab/lis/v2/membership"
-# Role filter word -> the stored role values that mean it (URI or the short context form).
-ROLE_FILTERS = {
-    "Instructor": [f"{LIS}#Instructor", "Instructor"],
-    "TA": [f"{LIS}/Instructor#TeachingAssistant", f"{LIS}#TeachingAssistant", "TeachingAssistant"],
-    "Designer": [f"{LIS}#ContentDeveloper", "ContentDeveloper"],
-    "Student": [f"{LIS}#Learner", "Learner"],
-    "Observer": [f"{LIS}#Mentor", "Mentor"],
-    "Administrator": [f"{LIS}#Administrator"],
-}
+ROLE_FILTERS = role_vocab.FILTERS
 STATUSES = ("active", "inactive")
 PAGE_SIZE = 100
 

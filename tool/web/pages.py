@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
+from sqlalchemy import select
 
 from ..db import db
 from ..lti import roles
@@ -21,7 +22,8 @@ def _load(page: tokens.PageSession) -> tuple[User, Context | None, Membership | 
     context = db.session.get(Context, page.context_id) if page.context_id else None
     membership = None
     if context is not None:
-        membership = db.session.query(Membership).filter_by(context_id=context.id, user_id=user.id).first()
+        membership = db.session.scalars(select(Membership).where(
+            Membership.context_id == context.id, Membership.user_id == user.id)).first()
     return user, context, membership
 
 
