@@ -6,12 +6,24 @@ Every URL the tool advertises (developer key JSON, OIDC redirect_uri, JWKS) is d
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK_NAMES = {"localhost"}
+
+
+class StartupError(Exception):
+    """A setting or a resource the tool needs at start is wrong: one line that names the setting
+    and the fix. ``app.py`` prints it (never a traceback) and exits non-zero."""
+
+    def __init__(self, setting: str, problem: str, fix: str) -> None:
+        self.setting, self.problem, self.fix = setting, problem, fix
+        super().__init__(f"{setting}: {problem}. {fix}")
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -19,12 +31,72 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
-def _int(name: str, default: int) -> int:
+def _int(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = _env(name)
+    if raw is None:
+        return default
     try:
-        return int(raw) if raw is not None else default
-    except ValueError as exc:
-        raise SystemExit(f"Setting {name} must be a whole number, got {raw!r}") from exc
+        value = int(raw.strip())
+    except ValueError:
+        raise StartupError(name, f"must be a whole number, got {raw!r}",
+                           f"Set {name} to a number such as {default}, or unset it for the default") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise StartupError(name, f"must be {bounds}, got {value}",
+                           f"Set {name} to a number such as {default}, or unset it for the default")
+    return value
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(raw: str) -> tuple[str, str | None]:
+    """TOOL_BASE_URL as the tool will advertise it, and a warning when it is plain http.
+
+    Every URL handed to a platform (OIDC redirect_uri, JWKS, launch) is this value plus a path,
+    so it must be an absolute http(s) URL with a host and nothing after the path: a query or a
+    fragment would end up in the middle of every advertised URL, credentials would be published.
+    A path prefix (a proxy serving the tool under ``/tool``) is allowed; a trailing slash is dropped.
+    LTI 1.3 needs https (Security Framework §3); plain http is for trials on loopback only.
+    """
+    example = "Set it to the address platforms reach the tool at, such as https://tool.school.edu"
+    value = raw.strip()
+    if any(ord(ch) < 33 or ord(ch) == 127 for ch in value):
+        raise StartupError("TOOL_BASE_URL", f"contains spaces or control characters: {raw!r}", example)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise StartupError("TOOL_BASE_URL", f"{raw!r} is not an absolute http(s) URL", example)
+    try:
+        parts.port  # an out-of-range or non-numeric port raises here
+    except ValueError:
+        raise StartupError("TOOL_BASE_URL", f"{raw!r} has an invalid port", example) from None
+    if not parts.hostname:
+        raise StartupError("TOOL_BASE_URL", f"{raw!r} has no host name", example)
+    if "@" in parts.netloc:
+        shown = f"{parts.scheme}://***@{parts.netloc.rsplit('@', 1)[1]}"
+        raise StartupError("TOOL_BASE_URL", f"{shown!r} contains a user name or password",
+                           "Remove the credentials: the URL is published to every platform")
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
+        raise StartupError("TOOL_BASE_URL", f"{raw!r} has a query or fragment",
+                           "Give only the scheme, host, port and optional path prefix")
+    path = parts.path.rstrip("/")
+    if path and any(seg in ("", ".", "..") for seg in path.split("/")[1:]):
+        raise StartupError("TOOL_BASE_URL", f"{raw!r} has an unclear path {parts.path!r}",
+                           "Give a plain path prefix such as /tool, or none")
+    url = f"{parts.scheme}://{parts.netloc.lower()}{path}"
+    warning = None
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        warning = (f"TOOL_BASE_URL {url} is plain http: platforms and browsers need https outside "
+                   f"127.0.0.1 and localhost. Serve the tool behind TLS and set TOOL_BASE_URL=https://...")
+    return url, warning
 
 
 def _secret_key(key_dir: Path) -> str:
@@ -32,15 +104,28 @@ def _secret_key(key_dir: Path) -> str:
     configured = _env("SECRET_KEY")
     if configured:
         return configured
-    key_dir.mkdir(parents=True, exist_ok=True)
     path = key_dir / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    value = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value)
+    try:
+        key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if path.exists():
+            return path.read_text().strip()
+        value = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+    except OSError as exc:
+        raise key_dir_error(key_dir, exc) from None
     return value
+
+
+def key_dir_error(key_dir: Path, exc: OSError) -> StartupError:
+    """The key folder cannot be used: say which path and what stands in the way."""
+    fix = "Point TOOL_KEY_DIR at a folder the tool's user can read and write"
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        return StartupError("TOOL_KEY_DIR", f"{str(key_dir)!r} is a file, not a folder", fix)
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(key_dir) else ""
+    return StartupError("TOOL_KEY_DIR", f"cannot use the key folder {str(key_dir)!r}: "
+                        f"{(exc.strerror or exc.__class__.__name__).lower()}{where}", fix)
 
 
 @dataclass
@@ -52,19 +137,26 @@ class Settings:
     key_dir: Path = ROOT / "keys"
     secret_key: str = ""
     port: int = 5000
+    # Address `python app.py` listens on; 0.0.0.0 only when HOST says so.
+    host: str = "127.0.0.1"
     title: str = "Roster & Grades"
     description: str = "Provisions the whole course roster and sends grades back to the gradebook."
     # Number of proxies in front of the tool whose X-Forwarded-* headers are trusted (ProxyFix).
-    proxy_hops: int = 1
+    # None by default: a direct client's forwarded headers must change nothing.
+    proxy_hops: int = 0
+    # X-Forwarded-Prefix is honoured only when this is set (and proxy_hops > 0).
+    trust_forwarded_prefix: bool = False
+    # Largest request body accepted (a Canvas id_token is tens of KB); larger gets 413 unread.
+    max_body_bytes: int = 1024 * 1024
     # Seconds of clock difference tolerated on id_token iat/exp (LTI 1.3 core §5.1.3 allows a leeway).
     jwt_leeway: int = 60
     # How long a login state/nonce stays usable between /lti/login and /lti/launch.
     login_state_ttl: int = 600
-    # Lifetime of the signed page token that replaces a third-party session cookie.
-    page_token_ttl: int = 8 * 3600
+    # Absolute lifetime of a page session, counted from its launch; page views never extend it.
+    session_lifetime: int = 2 * 3600
     # Platform JWKS: cached per URL for this long; an unknown kid refetches at most once per interval.
     jwks_cache_ttl: int = 24 * 3600
-    jwks_refetch_interval: int = 10
+    jwks_refetch_interval: int = 5
     http_connect_timeout: float = 5.0
     http_read_timeout: float = 15.0
     redis_url: str | None = None
@@ -82,25 +174,33 @@ class Settings:
     jobs_path: Path = ROOT / "instance" / "jobs.db"
     jobs_workers: int = 2
     run_migrations: bool = True
+    # Lines for the operator found while reading the settings (printed once at start).
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def from_env(cls) -> "Settings":
-        port = _int("PORT", 5000)
+        port = _int("PORT", 5000, minimum=1, maximum=65535)
         key_dir = Path(_env("TOOL_KEY_DIR", str(ROOT / "keys")))
+        base_url, warning = check_base_url(_env("TOOL_BASE_URL", f"http://127.0.0.1:{port}"))
         return cls(
-            base_url=(_env("TOOL_BASE_URL", f"http://127.0.0.1:{port}")).rstrip("/"),
+            base_url=base_url,
+            warnings=[warning] if warning else [],
             database_url=_env("DATABASE_URL", f"sqlite:///{ROOT / 'instance' / 'tool.db'}"),
             key_dir=key_dir,
             secret_key=_secret_key(key_dir),
             port=port,
+            host=_env("HOST", "127.0.0.1"),
+            session_lifetime=_int("SESSION_LIFETIME_SECONDS", 2 * 3600, minimum=60),
+            max_body_bytes=_int("MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+            trust_forwarded_prefix=_env("TRUST_FORWARDED_PREFIX", "0") == "1",
             title=_env("TOOL_TITLE", cls.title),
-            proxy_hops=_int("PROXY_HOPS", 1),
+            proxy_hops=_int("PROXY_HOPS", 0),
             jwt_leeway=_int("JWT_LEEWAY", 60),
             redis_url=_env("REDIS_URL"),
             roster_freshness=_int("ROSTER_FRESHNESS_SECONDS", 600),
-            roster_sync_interval=_int("ROSTER_SYNC_INTERVAL_SECONDS", 24 * 3600),
+            roster_sync_interval=_int("ROSTER_SYNC_INTERVAL_SECONDS", 24 * 3600, minimum=60),
             service_retry_budget=float(_int("SERVICE_RETRY_SECONDS", 120)),
-            jobs_workers=_int("JOBS_WORKERS", 2),
+            jobs_workers=_int("JOBS_WORKERS", 2, minimum=1),
             jobs_immediate=_env("JOBS_IMMEDIATE", "0") == "1",
             jobs_path=Path(_env("JOBS_DB", str(ROOT / "instance" / "jobs.db"))),
         )

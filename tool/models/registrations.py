@@ -26,6 +26,9 @@ class Registration(Base):
     key_set_url: Mapped[str] = mapped_column(String(1000))
     # Some platforms want a different `aud` in the client assertion than the token URL.
     auth_audience: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # The school's own platform address (``platform add --canvas URL``): pages after a launch may
+    # be framed by it (CSP frame-ancestors) besides the issuer's origin.
+    platform_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     accepts_any_deployment: Mapped[bool] = mapped_column(Boolean, default=False)
     matches_by_email: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

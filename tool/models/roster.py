@@ -29,6 +29,9 @@ class RosterSync(Base):
     rows_written: Mapped[int] = mapped_column(Integer, default=0)
     members_dropped: Mapped[int] = mapped_column(Integer, default=0)
     retries: Mapped[int] = mapped_column(Integer, default=0)
+    # Members the platform listed that could not be stored (skipped, the rest of the course synced).
+    members_skipped: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
