@@ -4,23 +4,17 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, jsonify, redirect, request, url_for
+from flask import Blueprint, current_app, jsonify, redirect, request
 
 from ..db import db
 from ..lti import LaunchError, LaunchSettings, begin_login, validate_launch
 from ..lti import keys as tool_keys
 from ..roster.provision import provision_from_launch
-from . import tokens
+from . import sessions
 
 bp = Blueprint("lti", __name__)
 log = logging.getLogger("tool.lti")
 
-AGS_SCOPES = [
-    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
-    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
-    "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
-    "https://purl.imsglobal.org/spec/lti-ags/scope/score",
-]
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 
 
@@ -53,13 +47,14 @@ def launch():
         raise
     result = provision_from_launch(db.session, checked)
     view = "instructor" if checked.is_staff else "student"
-    page = tokens.PageSession(user_id=result.user.id, registration_id=checked.registration_id,
-                              context_id=result.context_id, view=view,
-                              resource_link_id=result.resource_link_id)
-    log.info("launch accepted: %s %s as %s in %s", checked.issuer, checked.sub, view,
+    # A new session per launch: another tab's session stays valid (launches never revoke).
+    reference = sessions.start(db.session, checked, result.user.id, result.context_id,
+                               result.resource_link_id, view)
+    log.info("launch accepted: %r %r as %s in %r", checked.issuer, checked.sub, view,
              checked.context["id"] if checked.context else "-")
     current_app.extensions["after_launch"](checked, result)
-    return redirect(url_for(f"pages.{view}_home", t=tokens.issue(page)), code=303)
+    # Absolute, from TOOL_BASE_URL: forwarded headers must never choose where a launch lands.
+    return redirect(sessions.page_url(view, reference), code=303)
 
 
 @bp.route("/lti/launch", methods=["GET"])
@@ -79,7 +74,13 @@ def jwks():
 
 @bp.route("/lti/canvas.json")
 def canvas_config():
-    """Canvas developer key configuration, for "Enter URL" (facts sheet section 4)."""
+    """Canvas developer key configuration, for "Enter URL" (facts sheet section 4).
+
+    Only what answers today is advertised: the course navigation launch and the roster scope
+    (NRPS). The deep-linking placements (assignment_selection, link_selection) and the AGS scopes
+    join when the tool answers deep linking and sends scores; a Canvas admin would otherwise
+    see menu entries that fail and grant scopes nothing uses.
+    """
     base = base_url()
     target = launch_url()
     return jsonify({
@@ -88,7 +89,7 @@ def canvas_config():
         "oidc_initiation_url": base + "/lti/login",
         "target_link_uri": target,
         "public_jwk_url": base + "/.well-known/jwks.json",
-        "scopes": AGS_SCOPES + [NRPS_SCOPE],
+        "scopes": [NRPS_SCOPE],
         "extensions": [{
             "platform": "canvas.instructure.com",
             "domain": urlsplit(base).hostname,
@@ -99,10 +100,6 @@ def canvas_config():
                 "placements": [
                     {"placement": "course_navigation", "message_type": "LtiResourceLinkRequest",
                      "target_link_uri": target, "text": current_app.config["TOOL_TITLE"]},
-                    {"placement": "assignment_selection", "message_type": "LtiDeepLinkingRequest",
-                     "target_link_uri": target},
-                    {"placement": "link_selection", "message_type": "LtiDeepLinkingRequest",
-                     "target_link_uri": target},
                 ],
             },
         }],

@@ -1,0 +1,281 @@
+"""The page session after a launch: a server-side record, and the signed reference pages carry.
+
+Canvas shows the tool in an iframe and Safari blocks third-party cookies there, so pages carry
+``?t=<reference>`` (forms a hidden field, scripts the ``X-Page-Token`` header) instead of a
+cookie. The reference is the random key of a :class:`~tool.models.PageSession` row signed with
+SECRET_KEY: it holds nothing else, and stays the same for the whole life of the session.
+
+Every request that carries one loads the row with the user, course and membership behind it
+(one query) and checks them, so access ends at once when the record or the enrolment changes:
+
+- the session ends at an absolute time counted from the launch (``SESSION_LIFETIME``); page
+  views never extend it. Removing a registration deletes its sessions (ON DELETE CASCADE).
+- instructor pages need an active membership with a staff role in the session's course, or an
+  institution/system administrator role carried by the launch itself (LTI core §A.2.1, §A.2.2:
+  an account admin testing the install is usually not enrolled, and a roster sync marks them
+  absent);
+- student pages need an active membership when the session has a course.
+
+Several sessions per person may live at once (course navigation and an assignment in two tabs).
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import random
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlencode, urlsplit
+
+from flask import after_this_request, current_app, g, request
+from itsdangerous import BadSignature, Signer
+from sqlalchemy import and_, delete, select
+from sqlalchemy.orm import Session
+
+from ..db import db
+from ..lti import Launch, roles
+from ..lti.errors import AccessDenied, SessionExpired
+from ..models import Context, Membership, PageSession, Registration, User, utcnow
+
+log = logging.getLogger("tool.web")
+
+SALT = "page-session-v2"
+MAX_REFERENCE = 200  # a reference is ~70 characters; anything longer is not one of ours
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+_HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+# Expired rows are kept a day (an old link then still says "ended"), then deleted in small batches.
+KEEP_EXPIRED = timedelta(days=1)
+SWEEP_BATCH = 500
+SWEEP_CHANCE = 0.05
+
+
+@dataclass(frozen=True)
+class Page:
+    """What a request may rely on after its session was checked."""
+
+    record: PageSession
+    user: User
+    context: Context | None
+    membership: Membership | None
+    reference: str  # the signed reference, for links and hidden fields (``t`` in templates)
+
+    @property
+    def user_id(self) -> int:
+        return self.record.user_id
+
+    @property
+    def registration_id(self) -> int:
+        return self.record.registration_id
+
+    @property
+    def context_id(self) -> int | None:
+        return self.record.context_id
+
+    @property
+    def resource_link_id(self) -> int | None:
+        return self.record.resource_link_id
+
+    @property
+    def view(self) -> str:
+        return self.record.view
+
+    @property
+    def roles(self) -> list[str]:
+        return list(self.record.roles or ())
+
+    @property
+    def is_instructor(self) -> bool:
+        return self.record.view == "instructor"
+
+    @property
+    def is_admin(self) -> bool:
+        return roles.is_admin(self.record.roles)
+
+
+# -- the reference ---------------------------------------------------------------------------
+
+def _signer() -> Signer:
+    return Signer(current_app.config["SECRET_KEY"], salt=SALT, digest_method=hashlib.sha256)
+
+
+def reference(key: str) -> str:
+    """The signed reference to a session key (deterministic: the same for the session's life)."""
+    return _signer().sign(key).decode("ascii")
+
+
+def _key_from(ref: str) -> str:
+    if len(ref) > MAX_REFERENCE:
+        raise BadSignature("reference too long")
+    return _signer().unsign(ref).decode("ascii")
+
+
+# -- starting a session at launch ------------------------------------------------------------
+
+def origin(url: str | None) -> str | None:
+    """``scheme://host[:port]`` of a URL allowed to frame the pages, or None.
+
+    Only https, or http on a loopback host (a local Canvas or the emulator). The host is checked
+    strictly because it goes into a Content-Security-Policy header, where a space or ``;``
+    would add directives.
+    """
+    if not url or not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if not host or scheme not in ("https", "http"):
+        return None
+    if scheme == "http" and host not in LOOPBACK_HOSTS:
+        return None
+    if ":" in host:  # an IPv6 literal
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return None
+        host = f"[{host}]"
+    elif not _HOST.match(host):
+        return None
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def frame_origins(platform_url: str | None, issuer: str | None, return_url: str | None) -> list[str]:
+    """Origins that may frame this session's pages: the Canvas URL the admin gave, the issuer,
+    and the launch's ``launch_presentation.return_url`` (LTI core §5.4.4; on Canvas, the
+    school's own domain when it has one)."""
+    out: list[str] = []
+    for url in (platform_url, issuer, return_url):
+        found = origin(url)
+        if found and found not in out:
+            out.append(found)
+    return out
+
+
+def start(session: Session, launch: Launch, user_id: int, context_id: int | None,
+          resource_link_id: int | None, view: str) -> str:
+    """Record a page session for a verified launch; returns the reference pages carry."""
+    registration = launch.registration or session.get(Registration, launch.registration_id)
+    now = utcnow()
+    key = secrets.token_urlsafe(32)
+    session.add(PageSession(
+        key=key, user_id=user_id, registration_id=launch.registration_id, context_id=context_id,
+        resource_link_id=resource_link_id, view=view, roles=list(launch.roles or ()),
+        frame_origins=frame_origins(getattr(registration, "platform_url", None), launch.issuer,
+                                    launch.return_url),
+        created_at=now, expires_at=now + timedelta(seconds=current_app.config["SESSION_LIFETIME"])))
+    if random.random() < SWEEP_CHANCE:  # keeps the table small without a dedicated sweeper
+        sweep(session, now)
+    session.commit()
+    return reference(key)
+
+
+def sweep(session: Session, now=None) -> int:
+    """Delete a bounded batch of sessions that ended more than a day ago; the number deleted."""
+    cutoff = (now or utcnow()) - KEEP_EXPIRED
+    table = PageSession.__table__
+    old = select(table.c.id).where(table.c.expires_at < cutoff).limit(SWEEP_BATCH).scalar_subquery()
+    return session.execute(delete(table).where(table.c.id.in_(old))).rowcount or 0
+
+
+def page_url(view: str, ref: str) -> str:
+    """The absolute address of a view, built from TOOL_BASE_URL only: request headers
+    (``X-Forwarded-Host``, ``X-Forwarded-Prefix``) can never change where a launch lands."""
+    return f"{current_app.config['TOOL_BASE_URL']}/{view}?{urlencode({'t': ref})}"
+
+
+# -- checking a request ----------------------------------------------------------------------
+
+def _ended(code: str) -> SessionExpired:
+    return SessionExpired("Your session with the tool has ended, or this link does not open one.",
+                          hint="Sign in through your course. Launch the tool again from it.",
+                          code=code)
+
+
+def _no_store(response):
+    # The page shows personal data and its URL carries the reference: never keep a copy.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def current() -> Page:
+    """The checked session of this request (revoked, expired, unknown and forged: 401)."""
+    after_this_request(_no_store)
+    ref = request.args.get("t") or request.form.get("t") or request.headers.get("X-Page-Token")
+    if not ref:
+        raise SessionExpired("This page opens from your course.",
+                             hint="Sign in through your course. Launch the tool from it.",
+                             code="no_session")
+    try:
+        key = _key_from(ref)
+    except BadSignature:
+        log.info("page reference refused (bad signature) on %r", request.path)
+        raise _ended("session_invalid") from None
+    row = _load(key)
+    if row is None:
+        raise _ended("session_unknown")
+    record, user, context, membership = row
+    if record.revoked_at is not None or record.expires_at <= utcnow():
+        raise _ended("session_ended")
+    # Frame only in the platform this session came from (CSP frame-ancestors, set app-wide).
+    g.frame_ancestors = list(record.frame_origins or ())
+    return Page(record=record, user=user, context=context, membership=membership, reference=ref)
+
+
+def _load(key: str):
+    """Session, user, course and membership in one query."""
+    stmt = (select(PageSession, User, Context, Membership)
+            .join(User, User.id == PageSession.user_id)
+            .outerjoin(Context, Context.id == PageSession.context_id)
+            .outerjoin(Membership, and_(Membership.context_id == PageSession.context_id,
+                                        Membership.user_id == PageSession.user_id))
+            .where(PageSession.key == key))
+    return db.session.execute(stmt).first()
+
+
+def _enrolment_denied(page: Page) -> AccessDenied | None:
+    if page.membership is None or not page.membership.is_active:
+        return AccessDenied("Your enrolment in this course is no longer active.",
+                            hint="If this is a mistake, ask the course's instructor or your "
+                                 "administrator; then launch the tool again from the course.",
+                            code="enrolment_inactive")
+    return None
+
+
+def require_member() -> Page:
+    """Student pages: the session, and an active membership when the session has a course."""
+    page = current()
+    if page.context_id is not None and not page.is_admin:
+        denied = _enrolment_denied(page)
+        if denied:
+            raise denied
+    return page
+
+
+def require_instructor() -> Page:
+    """Instructor pages: a session started as instructor whose staff standing still holds."""
+    page = current()
+    if not page.is_instructor:
+        raise AccessDenied("This page is for instructors of the course.",
+                           hint="Launch the tool from your course as an instructor or TA.",
+                           code="instructors_only")
+    if page.is_admin:
+        return page  # an administrator role carried by the launch itself
+    if page.context_id is None:
+        if roles.is_staff(page.roles):
+            return page
+        raise AccessDenied("This page is for instructors of the course.", code="instructors_only")
+    denied = _enrolment_denied(page)
+    if denied:
+        raise denied
+    if not roles.is_staff(page.membership.roles):
+        raise AccessDenied("Your role in this course is no longer instructor or TA.",
+                           hint="Launch the tool again from your course to open your current view.",
+                           code="no_longer_staff")
+    return page
