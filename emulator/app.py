@@ -43,6 +43,8 @@ def create_app(platform):
             time.sleep(platform.jwks_delay)
         if platform.jwks_down:
             return jsonify({"errors": [{"message": "service unavailable"}]}), 503
+        if platform.jwks_broken:  # a misconfigured proxy answering an HTML page with 200
+            return "<html><body>Welcome</body></html>", 200, {"Content-Type": "text/html"}
         return jsonify(platform.keys.jwks())
 
     @app.route("/api/lti/authorize_redirect", methods=["GET", "POST"])

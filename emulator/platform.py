@@ -46,6 +46,7 @@ class Platform(LaunchMixin):
         self.token_requests = 0
         self.jwks_down = False
         self.jwks_delay = 0.0  # seconds the JWKS endpoint waits before answering
+        self.jwks_broken = False  # the JWKS endpoint answers 200 with something that is no key set
         self.nrps_report_inactive = False
         self.nrps_offer_differences = False
         self._seq = itertools.count(1)

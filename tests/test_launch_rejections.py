@@ -19,6 +19,12 @@ def _refused(resp, code, status=None):
     assert f"<code>{code}</code>" in resp.text, resp.text[:1000]
 
 
+def _platform_fault(resp, code, status):
+    """The platform's fault (its key set down or broken): 502/503 with the clear page."""
+    assert resp.status_code == status, (resp.status_code, resp.text[:400])
+    assert f"<code>{code}</code>" in resp.text and "Traceback" not in resp.text, resp.text[:1000]
+
+
 def test_alg_none_is_refused(lms):
     _refused(lms.launch(lms.student, alg="none"), "alg_not_allowed")
 
@@ -164,10 +170,10 @@ def test_any_deployment_registration_records_a_new_deployment(tool, db_session):
 def test_platform_jwks_down_gives_a_clear_error_not_a_500(lms):
     lms.platform.jwks_down = True
     resp = lms.launch(lms.student)
-    _refused(resp, "platform_jwks_unavailable")
+    _platform_fault(resp, "platform_jwks_unavailable", 503)
     assert "key set" in resp.text
     # Launches right after a failure are answered at once, without asking the platform again.
-    _refused(lms.launch(lms.student), "platform_jwks_unavailable")
+    _platform_fault(lms.launch(lms.student), "platform_jwks_unavailable", 503)
     assert lms.platform.jwks_requests == 1
     lms.platform.jwks_down = False
     time.sleep(lms.tool.settings.jwks_refetch_interval + 0.1)
@@ -276,7 +282,7 @@ def test_a_platform_jwks_that_hangs_is_cut_off_by_the_timeout(lms):
     lms.platform.jwks_delay = 3.0
     try:
         began = time.monotonic()
-        _refused(lms.launch(lms.student), "platform_jwks_unavailable")
+        _platform_fault(lms.launch(lms.student), "platform_jwks_unavailable", 503)
         assert time.monotonic() - began < 2.5
     finally:
         keys.timeout = saved
@@ -287,21 +293,41 @@ def test_an_unknown_message_type_is_refused(lms):
     _refused(lms.launch(lms.student, claims={"message_type": "LtiMysteryRequest"}), "message_type_unknown")
 
 
-def test_launch_behind_a_tls_proxy_honours_forwarded_headers(lms):
-    """PROXY_HOPS=1: the landing redirect keeps the proxy's path prefix and scheme."""
-    from tool import create_app
-    from tool import jobs
+def _launch_through(app, lms, headers):
+    """A student launch whose form post reaches ``app`` with the given (forwarded) headers."""
+    browser = Browser()
+    pending = lms.platform.resource_link_launch(lms.registration, lms.student, lms.course)
+    login = browser.initiate(lms.tool.login_url, pending)
+    _, fields = browser.authorize(login.headers["Location"])
+    client = app.test_client()
+    resp = client.post("/lti/launch", data=fields, headers=headers)
+    assert resp.status_code == 303, resp.text[:400]
+    location = urlsplit(resp.headers["Location"])
+    page = client.get(f"{location.path}?{location.query}", headers=headers)
+    return location, page
+
+
+def test_launch_behind_a_tls_proxy_honours_only_configured_forwarded_headers(lms):
+    """PROXY_HOPS=1 trusts the proxy's scheme and host, never its X-Forwarded-Prefix unless
+    TRUST_FORWARDED_PREFIX=1, and then only a plain path: ``//evil.example`` as a prefix would
+    make every link and redirect point at another site."""
     from dataclasses import replace
-    behind = create_app(replace(lms.tool.settings, proxy_hops=1))
+
+    from tool import create_app, jobs
+    behind = replace(lms.tool.settings, base_url="https://tool.school.edu", proxy_hops=1)
+    proxied = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "tool.school.edu"}
     try:
-        browser = Browser()
-        pending = lms.platform.resource_link_launch(lms.registration, lms.student, lms.course)
-        login = browser.initiate(lms.tool.login_url, pending)
-        action, fields = browser.authorize(login.headers["Location"])
-        resp = behind.test_client().post("/lti/launch", data=fields, headers={
-            "X-Forwarded-Proto": "https", "X-Forwarded-Host": "tool.school.edu",
-            "X-Forwarded-Prefix": "/lti-tool"})
-        assert resp.status_code == 303
-        assert resp.headers["Location"].startswith("/lti-tool/student?t="), resp.headers["Location"]
+        untrusted = create_app(behind)
+        for prefix in ("/lti-tool", "//evil.example"):
+            location, page = _launch_through(untrusted, lms, {**proxied, "X-Forwarded-Prefix": prefix})
+            assert location.path == "/student" and location.netloc in ("", "tool.school.edu"), location
+            assert page.status_code == 200 and 'href="/static/tool.css"' in page.text
+
+        trusted = create_app(replace(behind, trust_forwarded_prefix=True))
+        _, page = _launch_through(trusted, lms, {**proxied, "X-Forwarded-Prefix": "/lti-tool"})
+        assert page.status_code == 200 and 'href="/lti-tool/static/tool.css"' in page.text
+        location, page = _launch_through(trusted, lms, {**proxied, "X-Forwarded-Prefix": "//evil.example"})
+        assert "evil.example" not in location.netloc + location.path, location
+        assert 'href="/static/tool.css"' in page.text and "evil.example" not in page.text
     finally:
         jobs.init_app(lms.tool.app)  # create_app rebound the job queue: give it back

@@ -1,6 +1,7 @@
 """A validated launch as typed properties (LTI 1.3 core §5.3 and §5.4; Canvas shapes in facts §3)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,12 +20,28 @@ LEGACY_USER_ID = LTI + "lti11_legacy_user_id"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 CANVAS_PLACEMENT = "https://www.instructure.com/placement"
+LAUNCH_PRESENTATION = LTI + "launch_presentation"
 
 MESSAGE_TYPES = {"LtiResourceLinkRequest", "LtiDeepLinkingRequest", "LtiSubmissionReviewRequest",
                  "DataPrivacyLaunchRequest"}
 
 
-ID_MAX = 255  # LTI 1.3 core: sub, deployment_id, context id, resource link id are at most 255 chars
+ID_MAX = 255  # LTI 1.3 core §5.3: sub, deployment_id, context id, resource link id are at most 255 chars
+
+# Line breaks and tabs inside a name or title become one space; every other control character
+# (C0, DEL, C1, including NUL, which PostgreSQL refuses in text) is dropped.
+_BREAKS = re.compile(r"[\t\n\r\x0b\x0c\x1c-\x1f\x85\u2028\u2029]+")
+_CONTROL = dict.fromkeys([*range(0x00, 0x20), *range(0x7f, 0xa0)])
+# Identifiers are refused (not cleaned) when they carry these: they could break a log line,
+# a header or a command built from them.
+_ID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def clean_text(value: str) -> str:
+    """``value`` without control characters: line breaks and tabs become one space."""
+    if value.isprintable():  # the common case costs one C-level scan
+        return value
+    return _BREAKS.sub(" ", value).translate(_CONTROL)
 
 
 def clean(value: Any) -> str | None:
@@ -32,17 +49,40 @@ def clean(value: Any) -> str | None:
 
     Unexpanded platform variables (``$CourseSection.sourcedId``, facts §3) and blanks are absent;
     numbers become text; objects, lists and booleans where text belongs are treated as absent.
+    Control characters are removed (``clean_text``): text from a platform is stored as is
+    otherwise, and PostgreSQL cannot store a NUL.
     """
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, str):
-        value = value.strip()
+        value = clean_text(value).strip()
         if not value or value.startswith("$"):
             return None
         return value
     return None
+
+
+def identifier_problem(value: Any, limit: int = ID_MAX) -> str | None:
+    """Why ``value`` is not acceptable as an identifier, or None when it is.
+
+    Identifiers (issuer, client id, deployment id, sub, context and link ids) are strings of at
+    most ``limit`` characters without control characters (LTI 1.3 core §5.3). The length is
+    checked first so a megabyte-long value costs nothing more.
+    """
+    if not isinstance(value, str):
+        return "is not a string"
+    if len(value) > limit:
+        return f"is {len(value)} characters long; at most {limit} are allowed"
+    if _ID_FORBIDDEN.search(value):
+        return "contains control characters"
+    return None
+
+
+def plausible_identifier(value: Any) -> bool:
+    """True for printable text of 1 to 255 characters: safe to offer inside a fix command."""
+    return isinstance(value, str) and 0 < len(value) <= ID_MAX and value.isprintable()
 
 
 def text_list(value: Any) -> list[str]:
@@ -140,6 +180,11 @@ class Launch:
             return {}
         return {"lineitems": clean(claim.get("lineitems")), "lineitem": clean(claim.get("lineitem")),
                 "scope": text_list(claim.get("scope"))}
+
+    @property
+    def return_url(self) -> str | None:
+        """``launch_presentation.return_url`` (core §5.4.4): on Canvas, the school's own domain."""
+        return clean(_dict(self.body.get(LAUNCH_PRESENTATION)).get("return_url"))
 
     @property
     def placement(self) -> str | None:

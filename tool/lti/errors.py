@@ -5,6 +5,10 @@ browser) sent something wrong, 5xx only when the fault is ours or an upstream pl
 """
 from __future__ import annotations
 
+import shlex
+
+from .claims import plausible_identifier
+
 
 class ToolError(Exception):
     status = 400
@@ -73,3 +77,19 @@ class AccessDenied(ToolError):
 class SessionExpired(ToolError):
     status = 401
     title = "Your session has ended"
+
+
+def fix_command(base: str, **options: str) -> str | None:
+    """``base --option value ...`` for an administrator to paste, or None when it cannot be offered.
+
+    Every value is quoted for a POSIX shell (``shlex.quote``) so a value such as
+    ``x'; id; echo '`` stays one argument. Values that are not plausible identifiers (printable,
+    1 to 255 characters) get no command at all: the page gives the reason only, since nobody
+    should be invited to paste a value like that.
+    """
+    parts = [base]
+    for name, value in options.items():
+        if not plausible_identifier(value):
+            return None
+        parts.append(f"--{name.replace('_', '-')} {shlex.quote(value)}")
+    return " ".join(parts)

@@ -41,7 +41,7 @@ def public_jwk(public_key: rsa.RSAPublicKey) -> dict:
 
 
 def _write_private(path: Path, pem: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the folder holds private keys
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)

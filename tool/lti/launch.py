@@ -25,7 +25,7 @@ from ..models import Deployment, Registration
 from . import claims as c
 from . import states
 from .claims import Launch
-from .errors import DeploymentNotFound, LaunchError, RegistrationNotFound
+from .errors import DeploymentNotFound, LaunchError, PlatformError, RegistrationNotFound, fix_command
 from .platform_keys import PlatformKeyCache
 from .toolconf import DatabaseToolConf
 
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class LaunchSettings:
     leeway: int = 60
+    # Both default to the Flask app's SECRET_KEY and LOGIN_STATE_TTL when not given.
+    secret_key: str | None = None
+    state_ttl: int | None = None
 
 
 class _FormRequest(Request):
@@ -76,6 +79,7 @@ class _CheckedLaunch(MessageLaunch):
         self._registration = None
         self.client_id = ""
         self.deployment: Deployment | None = None
+        self.login: states.IssuedState | None = None
 
     def _get_request_param(self, key: str) -> str:
         return self._request.get_param(key)
@@ -87,18 +91,23 @@ class _CheckedLaunch(MessageLaunch):
         self.check_format()
         self.check_header()
         self.check_registration()
+        self.check_state()
         self.check_signature()
+        # Everything below reads a token the platform signed.
         self.check_claims()
         self.check_deployment()
         self.check_message()
         body = self._jwt["body"]
+        # Spent before it is compared with the state's, so a replayed id_token is named as such
+        # even when it comes with a fresh state; a refused launch is rolled back, spend included.
         states.spend_nonce(self.db, body["nonce"], self.registration.id)
-        states.consume_state(self.db, self._get_request_param("state"), body["nonce"],
-                             self.registration.id)
+        states.check_nonce(self.login, body["nonce"])
+        if self.deployment is None:  # an any-deployment registration meets a new deployment
+            self.deployment = record_deployment(self.db, self.registration, body[c.DEPLOYMENT_ID])
         return Launch(registration_id=self.registration.id, issuer=body["iss"],
                       client_id=self.client_id, deployment_id=body[c.DEPLOYMENT_ID],
                       message_type=body[c.MESSAGE_TYPE], sub=body["sub"],
-                      roles=[r for r in body[c.ROLES] if isinstance(r, str)], body=body,
+                      roles=launch_roles(body[c.ROLES]), body=body,
                       nonce=body["nonce"],
                       deployment_pk=self.deployment.id, registration=self.registration)
 
@@ -131,16 +140,22 @@ class _CheckedLaunch(MessageLaunch):
         if not header.get("kid"):
             raise LaunchError("The id_token header has no key id (kid), so its signing key cannot be found.",
                               code="kid_missing")
+        _identifier(header["kid"], "header's kid")
 
     def check_registration(self) -> None:
         body = self._jwt["body"]
         iss = body.get("iss")
         if not iss or not isinstance(iss, str):
             raise LaunchError("The id_token has no issuer (iss).", code="iss_missing")
+        _identifier(iss, "iss")
         aud = body.get("aud")
         auds = [aud] if isinstance(aud, str) else list(aud) if isinstance(aud, list) else []
         if not auds:
             raise LaunchError("The id_token has no audience (aud).", code="aud_missing")
+        for value in auds:
+            _identifier(value, "aud")
+        if body.get("azp") is not None:
+            _identifier(body["azp"], "azp")
         known = self.db.scalars(select(Registration).where(Registration.issuer == iss)).all()
         if not known:
             raise RegistrationNotFound(
@@ -162,13 +177,22 @@ class _CheckedLaunch(MessageLaunch):
             raise LaunchError("The id_token's authorized party (azp) is not this tool's client id.",
                               code="azp_mismatch")
 
+    def check_state(self) -> None:
+        """The state was issued by this tool's login, is young enough, and for this registration."""
+        self.login = states.read_state(self._get_request_param("state"), self.registration.id,
+                                       secret_key=self.settings.secret_key,
+                                       max_age=self.settings.state_ttl)
+
     def check_signature(self) -> None:
         jwk = self.keys.key_for(self.registration.key_set_url, self._jwt["header"]["kid"])
         try:
             key = jwt.PyJWK(jwk, algorithm="RS256").key
         except (jwt.PyJWKError, TypeError, ValueError) as exc:
-            raise LaunchError("The platform's key for this kid is not a usable RSA key.",
-                              code="platform_key_invalid") from exc
+            # The platform published it: its fault, not the launching browser's.
+            raise PlatformError("The platform's key for this kid is not a usable RSA key.",
+                                hint="Tell the platform's administrator; launches signed with other "
+                                     "keys are not affected.",
+                                code="platform_key_invalid") from exc
         try:
             jwt.decode(self._get_request_param("id_token"), key, algorithms=["RS256"],
                        audience=self.client_id, issuer=self.registration.issuer,
@@ -200,7 +224,7 @@ class _CheckedLaunch(MessageLaunch):
         nonce = body.get("nonce")
         if not nonce:
             raise LaunchError("The id_token has no nonce.", code="nonce_missing")
-        _text_claim(nonce, "nonce")
+        _identifier(nonce, "nonce")
         version = body.get(c.VERSION)
         if version is None:
             raise LaunchError("The id_token has no LTI version claim; this tool speaks LTI 1.3.0.",
@@ -216,30 +240,37 @@ class _CheckedLaunch(MessageLaunch):
                               code="message_type_unknown")
         if not body.get(c.DEPLOYMENT_ID):
             raise LaunchError("The id_token has no deployment_id claim.", code="deployment_id_missing")
-        _text_claim(body[c.DEPLOYMENT_ID], "deployment_id")
+        _identifier(body[c.DEPLOYMENT_ID], "deployment_id")
         if not body.get("sub") or not isinstance(body.get("sub"), str):
             raise LaunchError("The id_token has no user (sub claim); anonymous launches are not supported.",
                               code="sub_missing")
-        _text_claim(body["sub"], "sub")
+        _identifier(body["sub"], "sub")
         if c.ROLES not in body or not isinstance(body[c.ROLES], list):
             raise LaunchError("The id_token has no roles claim (it may be an empty list, but must be present).",
                               code="roles_missing")
         if c.CONTEXT in body:
             context = body[c.CONTEXT]
+            if isinstance(context, dict) and isinstance(context.get("id"), str):
+                _identifier(context["id"], "context id")
             if not isinstance(context, dict) or not c.clean(context.get("id")):
                 raise LaunchError("The id_token's context claim has no id (core §5.4.1 requires one).",
                                   code="context_invalid")
-            _text_claim(c.clean(context["id"]), "context id")
+            _identifier(c.clean(context["id"]), "context id")
         link = body.get(c.RESOURCE_LINK)
+        if isinstance(link, dict) and isinstance(link.get("id"), str):
+            _identifier(link["id"], "resource_link id")
         if message_type == "LtiResourceLinkRequest" and (not isinstance(link, dict) or not c.clean(link.get("id"))):
             raise LaunchError("The resource link launch has no resource_link id.",
                               code="resource_link_missing")
         if isinstance(link, dict) and c.clean(link.get("id")):
-            _text_claim(c.clean(link["id"]), "resource_link id")
+            _identifier(c.clean(link["id"]), "resource_link id")
 
     def check_deployment(self) -> None:
+        """A known deployment, or None when the registration accepts any (recorded at the end)."""
         deployment_id = self._jwt["body"][c.DEPLOYMENT_ID]
-        self.deployment = ensure_deployment(self.db, self.registration, deployment_id)
+        self.deployment = find_deployment(self.db, self.registration, deployment_id)
+        if self.deployment is None and not self.registration.accepts_any_deployment:
+            raise unknown_deployment(self.registration, deployment_id)
 
     def check_message(self) -> None:
         try:
@@ -248,32 +279,65 @@ class _CheckedLaunch(MessageLaunch):
             raise LaunchError(f"The launch message is incomplete: {exc}.", code="message_invalid") from exc
 
 
-def _text_claim(value, name: str) -> None:
-    """Identifiers are strings of at most 255 characters (LTI 1.3 core §5.3)."""
-    if not isinstance(value, str) or len(value) > c.ID_MAX:
-        raise LaunchError(f"The id_token's {name} is not a string of at most {c.ID_MAX} characters.",
-                          code="claim_invalid")
+def _identifier(value, name: str) -> None:
+    """Identifiers are strings of at most 255 characters without control characters (core §5.3)."""
+    problem = c.identifier_problem(value)
+    if problem:
+        raise LaunchError(f"The id_token's {name} {problem}.",
+                          hint="Identifiers are strings of at most 255 characters without control "
+                               "characters; this launch was not sent by a working platform.",
+                          code="identifier_invalid")
+
+
+def launch_roles(value: list) -> list[str]:
+    """The roles claim's text values; one with control characters is no role URI and is dropped."""
+    out = []
+    for role in value:
+        if isinstance(role, str):
+            role = role.strip()
+            if role and role.isprintable():
+                out.append(role)
+    return out
+
+
+def find_deployment(session: Session, registration: Registration, deployment_id: str) -> Deployment | None:
+    return session.scalars(select(Deployment).where(Deployment.registration_id == registration.id,
+                                                    Deployment.deployment_id == deployment_id)).first()
+
+
+def unknown_deployment(registration: Registration, deployment_id: str) -> DeploymentNotFound:
+    """The refusal for a deployment the tool does not know, with the command that allows it."""
+    command = fix_command("flask --app app platform add-deployment", issuer=registration.issuer,
+                          client_id=registration.client_id, deployment_id=deployment_id)
+    hint = ("An administrator of the tool can allow it with this command:" if command else
+            "This deployment id is not a plausible identifier (printable, at most 255 characters), "
+            "so no command is offered to allow it.")
+    return DeploymentNotFound(
+        f"Deployment {deployment_id[:300]!r} of platform {registration.issuer!r} (client id "
+        f"{registration.client_id!r}) is not registered with this tool.",
+        hint=hint, command=command, code="unknown_deployment")
+
+
+def record_deployment(session: Session, registration: Registration, deployment_id: str) -> Deployment:
+    """Record a deployment first seen in a verified launch (the registration accepts any deployment)."""
+    upsert(session, Deployment, [{"registration_id": registration.id, "deployment_id": deployment_id,
+                                  "is_auto_recorded": True}], keys=["registration_id", "deployment_id"])
+    log.info("recorded new deployment %r for issuer %r client id %r", deployment_id,
+             registration.issuer, registration.client_id)
+    return find_deployment(session, registration, deployment_id)
 
 
 def ensure_deployment(session: Session, registration: Registration, deployment_id: str) -> Deployment:
-    """The deployment row, recorded on first sight when the registration accepts any deployment."""
-    row = session.scalars(select(Deployment).where(Deployment.registration_id == registration.id,
-                                                   Deployment.deployment_id == deployment_id)).first()
+    """The deployment row, recorded on first sight when the registration accepts any deployment.
+
+    Writes: call it only for a launch whose signature verified.
+    """
+    row = find_deployment(session, registration, deployment_id)
     if row is not None:
         return row
     if not registration.accepts_any_deployment:
-        raise DeploymentNotFound(
-            f"Deployment {deployment_id!r} of platform {registration.issuer} (client id "
-            f"{registration.client_id}) is not registered with this tool.",
-            hint="An administrator of the tool can allow it with this command:",
-            command=(f"flask --app app platform add-deployment --issuer {registration.issuer} "
-                     f"--client-id {registration.client_id} --deployment-id '{deployment_id}'"),
-            code="unknown_deployment")
-    upsert(session, Deployment, [{"registration_id": registration.id, "deployment_id": deployment_id,
-                                  "is_auto_recorded": True}], keys=["registration_id", "deployment_id"])
-    log.info("recorded new deployment %s for %s", deployment_id, registration)
-    return session.scalars(select(Deployment).where(Deployment.registration_id == registration.id,
-                                                    Deployment.deployment_id == deployment_id)).one()
+        raise unknown_deployment(registration, deployment_id)
+    return record_deployment(session, registration, deployment_id)
 
 
 def validate_launch(form: Mapping[str, str], session: Session, keys: PlatformKeyCache,

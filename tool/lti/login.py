@@ -2,7 +2,9 @@
 
 The platform sends iss, login_hint, client_id, target_link_uri, lti_message_hint and the
 deployment id; the tool answers with a redirect to the platform's auth endpoint carrying a fresh
-``state`` and ``nonce`` (kept server-side, see ``states``).
+``state`` and ``nonce``. Anyone can call this URL, so it writes nothing to the database: the state
+is a signed token (see ``states``), and a deployment first seen here is recorded only by the
+launch whose signature verifies.
 """
 from __future__ import annotations
 
@@ -14,9 +16,15 @@ from pylti1p3.actions import Action
 from sqlalchemy.orm import Session
 
 from . import states
+from .claims import identifier_problem
 from .errors import LoginError, RegistrationNotFound
-from .launch import ensure_deployment
+from .launch import find_deployment, unknown_deployment
 from .toolconf import DatabaseToolConf
+
+# Identifiers (core §5.3: at most 255 characters). lti_message_hint is opaque (Canvas sends a
+# signed JWT) and only bounded; target_link_uri is a URL.
+IDENTIFIERS = ("iss", "client_id", "login_hint", "lti_deployment_id", "deployment_id")
+BOUNDED = {"lti_message_hint": 4096, "target_link_uri": 2048}
 
 
 @dataclass
@@ -44,8 +52,30 @@ def check_target(target_link_uri: str | None, launch_url: str) -> None:
             code="target_link_uri_foreign")
 
 
+def check_params(params: Mapping[str, str]) -> None:
+    """Refuse over-long identifiers or ones with control characters before anything is looked up."""
+    for name in IDENTIFIERS:
+        value = params.get(name)
+        problem = identifier_problem(value) if value else None
+        if problem:
+            raise LoginError(f"The login parameter {name!r} {problem}.",
+                             hint="Identifiers are strings of at most 255 characters without control "
+                                  "characters; this login was not sent by a working platform.",
+                             code="identifier_invalid")
+    for name, limit in BOUNDED.items():
+        value = params.get(name)
+        problem = identifier_problem(value, limit) if value else None
+        if problem:
+            raise LoginError(f"The login parameter {name!r} {problem}.", code="parameter_invalid")
+
+
 def begin_login(params: Mapping[str, str], session: Session, launch_url: str,
-                state_ttl: int = 600) -> LoginRedirect:
+                state_ttl: int = 600, secret_key: str | None = None) -> LoginRedirect:
+    """The redirect to the platform's auth endpoint; reads the database, never writes to it.
+
+    ``state_ttl`` is kept for callers; the state's age is checked at launch (LOGIN_STATE_TTL).
+    """
+    check_params(params)
     iss = (params.get("iss") or "").strip()
     login_hint = params.get("login_hint") or ""
     client_id = (params.get("client_id") or "").strip() or None
@@ -65,11 +95,12 @@ def begin_login(params: Mapping[str, str], session: Session, launch_url: str,
         raise RegistrationNotFound(
             f"No platform registration matches {who}.",
             hint="An administrator registers the platform with `flask --app app platform add` "
-                 "(see the README, 'Register in Canvas').", code="unknown_registration")
+                 "(see the README, 'Register the tool in Canvas, step by step').",
+            code="unknown_registration")
     deployment_id = params.get("lti_deployment_id") or params.get("deployment_id")
-    if deployment_id:
-        ensure_deployment(session, reg, deployment_id)  # refuse early with the same clear page
-    state, nonce = states.issue(session, reg.id, state_ttl)
+    if deployment_id and not reg.accepts_any_deployment and find_deployment(session, reg, deployment_id) is None:
+        raise unknown_deployment(reg, deployment_id)  # refuse early with the same clear page
+    state, nonce = states.issue(reg.id, secret_key)
     query = {
         "scope": "openid",
         "response_type": "id_token",

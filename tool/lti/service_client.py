@@ -189,7 +189,7 @@ class PlatformClient:
         token = self.token(scopes)
         response = self._authorized_get(url, token, accept, params)
         if response.status_code == 401:
-            log.info("platform answered 401 for %s: refreshing the token once", url)
+            log.info("platform answered 401 for %r: refreshing the token once", url)
             token = self.token(scopes, refresh=True, stale=token)
             response = self._authorized_get(url, token, accept, params)
             if response.status_code == 401:
@@ -251,7 +251,7 @@ class PlatformClient:
                     retryable=True, code="platform_unavailable",
                     hint="The platform is busy or down; run the sync again later.")
             self.retries += 1
-            log.warning("%s; retry %d in %.2f s", problem, attempt, delay)
+            log.warning("%r; retry %d in %.2f s", problem, attempt, delay)
             self.sleep(delay)
 
     def _note_rate(self, response: requests.Response) -> None:
