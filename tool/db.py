@@ -2,12 +2,19 @@
 
 Plain SQLAlchemy 2.0 (no Flask extension) so that background workers and the CLI use the very
 same session factory as web requests.
+
+A SQLite database holds personal data and the platforms' access tokens: its file, ``-wal`` and
+``-shm`` are made readable by the tool's own user only (0600) and a folder made for them 0700,
+whatever the process umask.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Iterable
 
 from sqlalchemy import create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
@@ -41,8 +48,51 @@ class Database:
         return self.engine.dialect.name
 
 
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for an in-memory database."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def create_private_file(path: Path) -> None:
+    """Create the SQLite file 0600 (and a missing folder 0700) before SQLite opens it.
+
+    SQLite would create it with the umask's mode (0644 by default). A file that exists is left
+    as it is; a failure here is left for SQLite to report when it opens the file.
+    """
+    try:
+        if not path.parent.exists():
+            path.parent.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+            os.chmod(path.parent, PRIVATE_FOLDER)  # mkdir's mode is narrowed by the umask
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE)
+    except OSError:  # FileExistsError included
+        return
+    try:
+        os.fchmod(fd, PRIVATE_FILE)
+    finally:
+        os.close(fd)
+
+
+def _private_wal_files(path: Path) -> None:
+    """SQLite gives ``-wal`` and ``-shm`` the database file's mode; this makes sure of it."""
+    for suffix in ("-wal", "-shm"):
+        try:
+            os.chmod(f"{path}{suffix}", PRIVATE_FILE)
+        except OSError:  # not there yet, or not ours to change: SQLite's own mode stands
+            pass
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        path = sqlite_path(url)
+        if path is not None:
+            create_private_file(path)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
@@ -53,6 +103,8 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            if path is not None:
+                _private_wal_files(path)
 
         return engine
     if url.startswith("postgresql://"):

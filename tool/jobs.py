@@ -9,6 +9,7 @@ runs tasks inline (debugging). Whatever runs a task, the course lock in
 from __future__ import annotations
 
 import logging
+import os
 from datetime import timedelta
 
 from huey import MemoryHuey, crontab
@@ -40,6 +41,8 @@ def init_app(app) -> None:
         huey.storage = RedisStorage(huey.name, url=settings.redis_url)
     else:
         settings.jobs_path.parent.mkdir(parents=True, exist_ok=True)
+        # Private like the tool's database: the queue is only ids, but nothing else reads it.
+        os.close(os.open(settings.jobs_path, os.O_RDWR | os.O_CREAT, 0o600))
         huey.storage = SqliteStorage(huey.name, filename=str(settings.jobs_path))
     app.extensions["jobs"] = huey
 

@@ -8,16 +8,23 @@ transaction, apply status changes: ``Inactive``/``Deleted`` as reported, back to
 returning members, and, after a complete unfiltered walk, inactive (reason ``absent``) for
 members the platform no longer lists (Canvas drops them from the roster, facts section 7).
 A run that fails at any page applies none of that and is recorded as failed with the reason.
+A member the database refuses is skipped and named on the run (``members_skipped``,
+``skipped_detail``); the rest of the course syncs.
+
+The reason stored on a failed run is shown to instructors: it is the tool's own words plus the
+platform's message (``ToolError.reason``), never the text of a database or other unexpected
+exception, which can carry SQL and other people's data; that goes to the log.
 """
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..lti import nrps
@@ -30,6 +37,11 @@ from .pagewrite import write_page
 log = logging.getLogger(__name__)
 CHUNK = 500
 PROGRESS_EVERY = 0.5  # seconds between progress commits while pages change nothing
+SKIPPED_NAMED = 20  # skipped members named on a run; the count covers them all
+DATABASE_FAILURE = ("The tool could not save the roster (database error); the administrator can "
+                    "find the details in the tool's log.")
+UNEXPECTED_FAILURE = ("The sync stopped on an unexpected error in the tool; the administrator can "
+                      "find the details in the tool's log.")
 
 
 class SeenSet:
@@ -56,7 +68,34 @@ class Tally:
     pending_pages: int = 0
     pending_members: int = 0
     pending_rows: int = 0
+    pending_skipped: int = 0
+    skipped_names: list = field(default_factory=list)
     committed_at: float = 0.0
+
+    def skip(self, labels: list[str]) -> None:
+        self.pending_skipped += len(labels)
+        room = SKIPPED_NAMED - len(self.skipped_names)
+        self.skipped_names += labels[:max(room, 0)]
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What an instructor is told about a failed run: never an unexpected exception's text."""
+    if isinstance(exc, ToolError):
+        return exc.reason
+    if isinstance(exc, SQLAlchemyError):
+        return DATABASE_FAILURE
+    return UNEXPECTED_FAILURE
+
+
+def _report_skipped(run: RosterSync, tally: Tally) -> None:
+    """Move the skipped count onto the run and name the first few skipped members."""
+    if not tally.pending_skipped:
+        return
+    run.members_skipped = (run.members_skipped or 0) + tally.pending_skipped
+    tally.pending_skipped = 0
+    named = ", ".join(tally.skipped_names)
+    more = run.members_skipped - len(tally.skipped_names)
+    run.skipped_detail = named + (f" and {more} more" if more > 0 else "")
 
 
 def create_run(session: Session, context: Context, trigger: str, *, role: str | None = None,
@@ -96,13 +135,14 @@ def run_sync(session: Session, sync_id: int, settings: ClientSettings,
         run = session.get(RosterSync, sync_id, populate_existing=True)
         run.pages_fetched += tally.pending_pages  # read, but not yet reported
         run.members_seen += tally.pending_members
+        _report_skipped(run, tally)
         run.status, run.finished_at = "failed", utcnow()
-        run.error = exc.reason if isinstance(exc, ToolError) else f"{exc.__class__.__name__}: {exc}"
+        run.error = failure_reason(exc)
         session.commit()
         if not isinstance(exc, ToolError):
-            log.exception("roster sync %s failed unexpectedly", sync_id)
+            log.exception("roster sync %r failed unexpectedly", sync_id)
         else:
-            log.warning("roster sync %s failed: %s", sync_id, run.error)
+            log.warning("roster sync %r failed: %r", sync_id, run.error)
     finally:
         lock.release(session, run.context_id, run.id)
     return run
@@ -132,7 +172,7 @@ def _walk_and_apply(session: Session, run: RosterSync, settings: ClientSettings,
         except PlatformError as exc:
             if tally.pages or exc.http_status not in (400, 404, 410):
                 raise
-            log.info("differences link refused (%s); reading the whole roster", exc.reason)
+            log.info("differences link refused (%r); reading the whole roster", exc.reason)
             run.used_differences = False
             session.commit()
             last = None
@@ -159,10 +199,12 @@ def _walk(session: Session, run: RosterSync, registration: Registration, client:
         tally.pending_pages += 1
         tally.pending_members += result.members
         tally.pending_rows += result.rows_written
+        tally.skip(result.skipped)
         last = page
-        # A page that wrote rows is committed at once (no write transaction may stay open
-        # while the next page is fetched); unchanged pages report progress twice a second.
-        if result.rows_written or page.next_url is None or \
+        # A page that wrote rows or skipped someone is committed at once (no write transaction
+        # may stay open while the next page is fetched, and the next page's write must start
+        # clean); unchanged pages report progress twice a second.
+        if result.rows_written or result.skipped or page.next_url is None or \
                 time.monotonic() - tally.committed_at >= PROGRESS_EVERY:
             _commit_progress(session, run, client, lease, tally)
     return last
@@ -174,6 +216,7 @@ def _commit_progress(session: Session, run: RosterSync, client: PlatformClient, 
     run.pages_fetched += tally.pending_pages
     run.members_seen += tally.pending_members
     run.rows_written += tally.pending_rows
+    _report_skipped(run, tally)
     run.retries = client.retries
     run.heartbeat_at = utcnow()
     if not lock.renew(session, run.context_id, run.id, lease):

@@ -19,6 +19,15 @@ ROLE_FILTERS = role_vocab.FILTERS
 STATUSES = ("active", "inactive")
 PAGE_SIZE = 100
 
+# How a platform account was tied to a person in the tool (``roster/matching.py``), in words.
+MATCHED_WORDS = {"created": "new", "sub": "same person", "lti11_legacy_user_id": "matched by LTI 1.1 id",
+                 "lis_person_sourcedid": "matched by SIS id", "email": "matched by email"}
+# The rule, not the exception: pages note only the other ways of matching.
+ROUTINE_MATCHES = ("created", "sub")
+# Why a membership is inactive: NRPS status (LTI NRPS 2.0 §2.3) or missing from a complete sync.
+REASON_WORDS = {"absent": "left the course", "Inactive": "inactive in the course",
+                "Deleted": "removed from the course"}
+
 
 @dataclass
 class RosterRow:
@@ -33,6 +42,21 @@ class RosterRow:
     sub: str | None
     inactive_at: datetime | None
 
+    @property
+    def matched_words(self) -> str:
+        return MATCHED_WORDS.get(self.matched_by, self.matched_by)
+
+    @property
+    def matched_note(self) -> str | None:
+        """Shown beside the name only when the match was not the usual one."""
+        return None if self.matched_by in ROUTINE_MATCHES else self.matched_words
+
+    @property
+    def status_words(self) -> str | None:
+        if not self.status_reason:
+            return None
+        return REASON_WORDS.get(self.status_reason, self.status_reason)
+
 
 def _filtered(context_id: int, role: str | None, status: str | None):
     stmt = (select(Membership, User).join(User, User.id == Membership.user_id)
@@ -41,8 +65,10 @@ def _filtered(context_id: int, role: str | None, status: str | None):
         stmt = stmt.where(Membership.is_active.is_(status == "active"))
     if role in ROLE_FILTERS:
         text = cast(Membership.roles, Text)
-        # Each value as a whole JSON string, so "#Instructor" never matches "#TeachingAssistant".
-        stmt = stmt.where(or_(*(text.like(f'%"{value}"%') for value in ROLE_FILTERS[role])))
+        # Each value as a whole JSON string, so "#Instructor" never matches "#TeachingAssistant";
+        # a value ending in "*" is a prefix (every sub-role of a principal role).
+        stmt = stmt.where(or_(*(text.like(f'%"{value[:-1]}%' if value.endswith("*") else f'%"{value}"%')
+                                for value in ROLE_FILTERS[role])))
     return stmt
 
 
@@ -107,6 +133,30 @@ def expected_members(session: Session, context_id: int) -> int:
         RosterSync.used_differences.is_(False)).order_by(RosterSync.id.desc()).limit(1)) or 0
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def summary(run: RosterSync, expected: int = 0) -> str:
+    """A run in an instructor's words: "30 members, 2 left the course"."""
+    seen = run.members_seen or 0
+    if run.status == "queued":
+        return "Waiting to start."
+    if run.status == "running":
+        # The last sync's count is only a guess at the total: once passed, just count.
+        return (f"{seen} of about {_plural(expected, 'member')} so far." if expected > seen
+                else f"{_plural(seen, 'member')} so far.")
+    parts = [_plural(seen, "member")]
+    if run.members_dropped:
+        parts.append(f"{run.members_dropped} no longer active")
+    skipped = getattr(run, "members_skipped", 0) or 0
+    if skipped:
+        parts.append(f"{skipped} could not be stored")
+    if run.status == "failed":
+        return f"Stopped after {parts[0]}." if seen else "Stopped before any member was read."
+    return ", ".join(parts) + "."
+
+
 def run_dict(run: RosterSync | None, expected: int = 0) -> dict | None:
     if run is None:
         return None
@@ -116,6 +166,8 @@ def run_dict(run: RosterSync | None, expected: int = 0) -> dict | None:
             "members_seen": run.members_seen, "expected_members": max(expected, run.members_seen),
             "rows_written": run.rows_written, "members_dropped": run.members_dropped,
             "retries": run.retries, "used_differences": run.used_differences,
+            "members_skipped": run.members_skipped or 0, "skipped_detail": run.skipped_detail,
             "role_filter": run.role_filter, "rlid": run.rlid, "error": run.error,
+            "summary": summary(run, expected),
             "created_at": iso(run.created_at), "started_at": iso(run.started_at),
             "finished_at": iso(run.finished_at)}
