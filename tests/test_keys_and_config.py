@@ -82,14 +82,13 @@ def test_canvas_developer_key_json_follows_canvas(tool):
     assert cfg["oidc_initiation_url"] == base + "/lti/login"
     assert cfg["target_link_uri"] == base + "/lti/launch"
     assert cfg["public_jwk_url"] == base + "/.well-known/jwks.json" and "public_jwk" not in cfg
-    assert "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly" in cfg["scopes"]
-    assert "https://purl.imsglobal.org/spec/lti-ags/scope/score" in cfg["scopes"]
+    # Only what answers today: the roster scope; AGS scopes join when scores are sent.
+    assert cfg["scopes"] == ["https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"]
     ext = cfg["extensions"][0]
     assert ext["platform"] == "canvas.instructure.com" and ext["privacy_level"] == "public"
     placements = {p["placement"]: p["message_type"] for p in ext["settings"]["placements"]}
-    assert placements == {"course_navigation": "LtiResourceLinkRequest",
-                          "assignment_selection": "LtiDeepLinkingRequest",
-                          "link_selection": "LtiDeepLinkingRequest"}
+    # Deep-linking placements join when the tool answers deep linking.
+    assert placements == {"course_navigation": "LtiResourceLinkRequest"}
     assert cfg["custom_fields"] == {"canvas_user_id": "$Canvas.user.id", "canvas_course_id": "$Canvas.course.id"}
 
 

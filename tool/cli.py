@@ -1,23 +1,62 @@
-"""Command line: ``flask --app app platform|keys|db ...`` (the README lists every command)."""
+"""Command line: ``flask --app app platform|keys|db ...`` (the README lists every command).
+
+Every failure a person can cause ends in one line (``click.ClickException``) and exit status 1,
+never a traceback: refusals from ``tool/`` (``ToolError``), a database that stopped answering
+(``DATABASE_URL``) and a key folder that cannot be written (``TOOL_KEY_DIR``).
+"""
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, ScriptInfo
+from sqlalchemy.exc import SQLAlchemyError
+
+from config import StartupError, key_dir_error
 
 from . import platforms
 from .db import db
 from .lti import keys as tool_keys
 from .lti.errors import ToolError
+from .startup import database_error
 
-platform_cli = AppGroup("platform", help="Register the learning platforms that may launch the tool.")
-keys_cli = AppGroup("keys", help="The tool's signing keys (published at /.well-known/jwks.json).")
-db_cli = AppGroup("db", help="Database schema.")
+
+def _message(exc: ToolError) -> str:
+    """Reason and hint on one line; a command to run, if any, on its own line to copy."""
+    return exc.reason + (f" {exc.hint}" if exc.hint else "") + (f"\n  {exc.command}" if exc.command else "")
 
 
 def _fail(exc: ToolError) -> None:
-    message = exc.reason + (f"\n{exc.hint}" if exc.hint else "") + (f"\n  {exc.command}" if exc.command else "")
-    raise click.ClickException(message)
+    raise click.ClickException(_message(exc))
+
+
+class ToolGroup(AppGroup):
+    """A command group whose commands fail with one line, whatever went wrong underneath."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ToolError as exc:
+            raise click.ClickException(_message(exc)) from None
+        except StartupError as exc:
+            raise click.ClickException(str(exc)) from None
+        except SQLAlchemyError as exc:
+            db.session.rollback()
+            # The command's app context has ended here; the script info still holds the app.
+            url = ctx.ensure_object(ScriptInfo).load_app().config["DATABASE_URL"]
+            raise click.ClickException(str(database_error(url, exc))) from None
+        except OSError as exc:
+            raise click.ClickException(f"{exc.strerror or exc.__class__.__name__}: {exc.filename or exc}") from None
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+platform_cli = ToolGroup("platform", help="Register the learning platforms that may launch the tool.")
+keys_cli = ToolGroup("keys", help="The tool's signing keys (published at /.well-known/jwks.json).")
+db_cli = ToolGroup("db", help="Database schema.")
 
 
 @platform_cli.command("add")
@@ -27,35 +66,57 @@ def _fail(exc: ToolError) -> None:
 @click.option("--auth-token-url", help="OAuth2 token endpoint.")
 @click.option("--key-set-url", help="The platform's JWKS URL.")
 @click.option("--deployment-id", "deployment_ids", multiple=True, help="A deployment id (repeatable).")
-@click.option("--canvas", "canvas_url", help="A school's Canvas URL; fills in Canvas's issuer and endpoints.")
-@click.option("--canvas-env", type=click.Choice(["prod", "beta", "test"]), default="prod", show_default=True)
+@click.option("--canvas", "canvas_url",
+              help="A school's Canvas address (https://school.instructure.com); fills in Canvas's "
+                   "issuer and endpoints.")
+@click.option("--canvas-env", type=click.Choice(["prod", "beta", "test"]), default=None,
+              help="Canvas environment; by default read from the address (*.beta.instructure.com, "
+                   "*.test.instructure.com), else prod.")
+@click.option("--platform-url", help="Without --canvas: the school's platform address (pages may be "
+                                     "framed by it).")
 @click.option("--name", default="", help="A name to show for this platform.")
 @click.option("--any-deployment", is_flag=True, help="Accept and record new deployment ids on first launch.")
 @click.option("--match-email", is_flag=True, help="Match a launching person to an imported one by email.")
 def platform_add(issuer, client_id, auth_login_url, auth_token_url, key_set_url, deployment_ids,
-                 canvas_url, canvas_env, name, any_deployment, match_email):
+                 canvas_url, canvas_env, platform_url, name, any_deployment, match_email):
     """Add (or update) a platform registration and its deployments."""
-    try:
+    if canvas_url:
+        if issuer:
+            raise click.ClickException("--canvas sets Canvas's issuer itself: give --canvas or --issuer, not both.")
+        if platform_url:
+            raise click.ClickException("--canvas is the platform URL: give --canvas or --platform-url, not both.")
+        spec = platforms.canvas_spec(canvas_url, client_id, canvas_env)
+        # Explicit endpoints still win (a self-hosted Canvas, a proxy in between).
+        spec.auth_login_url = auth_login_url or spec.auth_login_url
+        spec.auth_token_url = auth_token_url or spec.auth_token_url
+        spec.key_set_url = key_set_url or spec.key_set_url
+    else:
+        if canvas_env:
+            raise click.ClickException("--canvas-env only applies with --canvas.")
+        missing = [flag for flag, value in (("--issuer", issuer), ("--auth-login-url", auth_login_url),
+                                            ("--auth-token-url", auth_token_url),
+                                            ("--key-set-url", key_set_url)) if not value]
+        if missing:
+            raise click.ClickException(f"Missing {', '.join(missing)} (or use --canvas URL).")
+        spec = platforms.PlatformSpec(issuer.strip(), client_id, auth_login_url, auth_token_url, key_set_url)
+        if platform_url:
+            spec.platform_url = platforms.platform_origin(platform_url, "Platform URL", "--platform-url")
+    spec.name = name
+    saved = platforms.save_platform(db.session, spec, list(deployment_ids),
+                                    any_deployment=any_deployment, match_email=match_email)
+    reg = saved.registration
+    who = f"{reg.issuer} client {reg.client_id}"
+    if saved.created:
+        click.echo(f"Registered {who} ({reg.name}) with deployments: "
+                   f"{', '.join(d.deployment_id for d in reg.deployments) or '(none yet)'}")
         if canvas_url:
-            spec = platforms.canvas_spec(canvas_url, client_id, canvas_env)
-            spec.issuer = issuer or spec.issuer
-            spec.auth_login_url = auth_login_url or spec.auth_login_url
-            spec.auth_token_url = auth_token_url or spec.auth_token_url
-            spec.key_set_url = key_set_url or spec.key_set_url
-        else:
-            missing = [flag for flag, value in (("--issuer", issuer), ("--auth-login-url", auth_login_url),
-                                                ("--auth-token-url", auth_token_url),
-                                                ("--key-set-url", key_set_url)) if not value]
-            if missing:
-                raise click.UsageError(f"Missing {', '.join(missing)} (or use --canvas URL).")
-            spec = platforms.PlatformSpec(issuer, client_id, auth_login_url, auth_token_url, key_set_url)
-        spec.name = name or spec.name
-        reg = platforms.add_platform(db.session, spec, list(deployment_ids),
-                                     any_deployment=any_deployment, match_email=match_email)
-    except ToolError as exc:
-        _fail(exc)
-    click.echo(f"Registered {reg.issuer} client {reg.client_id} with deployments: "
-               f"{', '.join(d.deployment_id for d in reg.deployments) or '(none yet)'}")
+            how = "as asked" if canvas_env else "from the address"
+            click.echo(f"  Canvas {platforms.canvas_environment_of(spec.issuer)} environment ({how}); "
+                       f"token URL {reg.auth_token_url}")
+    elif saved.changes:
+        click.echo(f"Updated {who}: {'; '.join(saved.changes)}.")
+    else:
+        click.echo(f"Unchanged: {who} is already registered with these settings.")
 
 
 @platform_cli.command("add-deployment")
@@ -84,27 +145,39 @@ def platform_list():
     for reg in regs:
         click.echo(f"{reg.name or reg.issuer}\n  issuer: {reg.issuer}\n  client id: {reg.client_id}\n"
                    f"  auth login: {reg.auth_login_url}\n  token: {reg.auth_token_url}\n"
-                   f"  key set: {reg.key_set_url}\n  any deployment: {'yes' if reg.accepts_any_deployment else 'no'}"
+                   f"  key set: {reg.key_set_url}\n  platform URL: {reg.platform_url or '(none)'}\n"
+                   f"  any deployment: {'yes' if reg.accepts_any_deployment else 'no'}"
                    f"\n  deployments: {', '.join(d.deployment_id for d in reg.deployments) or '(none)'}")
 
 
 @platform_cli.command("remove")
 @click.option("--issuer", required=True)
 @click.option("--client-id", required=True)
-@click.confirmation_option(prompt="Remove this registration and everything provisioned through it?")
-def platform_remove(issuer, client_id):
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def platform_remove(issuer, client_id, yes):
     """Remove a registration (its users, courses and memberships go with it)."""
-    try:
-        platforms.remove_platform(db.session, issuer, client_id)
-    except ToolError as exc:
-        _fail(exc)
+    # Say first whether it exists: a typo should not be met with a question.
+    reg = platforms.get(db.session, issuer, client_id)
+    counts = platforms.provisioned(db.session, reg)
+    click.echo(f"{reg.name or reg.issuer} ({issuer} client {client_id}): removing it also removes "
+               f"{plural(counts['deployment'], 'deployment')}, {plural(counts['user'], 'user')} and "
+               f"{plural(counts['course'], 'course')}, with their memberships, roster history and "
+               f"open page sessions.")
+    if not yes:
+        click.confirm("Remove this registration?", abort=True)
+    platforms.remove_platform(db.session, issuer, client_id)
     click.echo(f"Removed {issuer} client {client_id}.")
 
 
 @keys_cli.command("rotate")
 def keys_rotate():
     """Make a new signing key; the old ones stay published until retired."""
-    key = tool_keys.rotate(db.session, current_app.config["KEY_DIR"])
+    key_dir = Path(current_app.config["KEY_DIR"])
+    try:
+        key = tool_keys.rotate(db.session, key_dir)
+    except OSError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(key_dir_error(key_dir, exc))) from None
     click.echo(f"New signing key {key.kid}. Retire the old one after platforms have refetched the "
                f"JWKS (a day is plenty): flask --app app keys retire OLD_KID")
 
