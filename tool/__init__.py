@@ -4,11 +4,10 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Settings
 
-from .db import db
+from . import startup
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -23,26 +22,22 @@ def create_app(settings: Settings | None = None) -> Flask:
         TOOL_DESCRIPTION=settings.description,
         JWT_LEEWAY=settings.jwt_leeway,
         LOGIN_STATE_TTL=settings.login_state_ttl,
-        PAGE_TOKEN_TTL=settings.page_token_ttl,
+        SESSION_LIFETIME=settings.session_lifetime,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
         SETTINGS=settings,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # quiet "no migration to run" on every start
-    if settings.proxy_hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
-                                x_host=settings.proxy_hops, x_port=settings.proxy_hops,
-                                x_prefix=settings.proxy_hops)
+    from .web import security
+    # Forwarded headers change nothing unless PROXY_HOPS proxies are configured in front.
+    security.wrap_proxies(app, settings.proxy_hops, settings.trust_forwarded_prefix)
 
-    if settings.database_url.startswith("sqlite:///"):
-        from pathlib import Path
-        Path(settings.database_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    db.init_app(app)
+    # Setting mistakes raise config.StartupError (one line for the operator, see tool/startup.py).
+    for warning in settings.warnings:
+        logging.getLogger("tool.startup").warning("%s", warning)
+    startup.open_database(app, settings)
     if settings.run_migrations:
-        from .migrate import upgrade
-        upgrade(db.engine)
-        from .lti import keys
-        keys.ensure_signing_key(db.session, settings.key_dir)
-        db.session.remove()
+        startup.migrate_and_key(settings)
 
     from .lti import PlatformKeyCache
     app.extensions["platform_keys"] = PlatformKeyCache(
@@ -51,22 +46,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["after_launch"] = lambda launch, result: None
 
     from . import jobs
-    jobs.init_app(app)
+    startup.open_job_queue(app, settings)
     # An instructor launch with the NRPS claim queues a roster sync (issue 3).
     app.extensions["after_launch"] = jobs.after_launch
 
-    from .web import errors, lti, pages, roster
+    from .web import errors, home, lti, pages, roster
+    app.register_blueprint(home.bp)
     app.register_blueprint(lti.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(roster.bp)
     errors.register(app)
 
-    @app.after_request
-    def _security_headers(response):
-        # Page tokens ride in URLs: never hand them to another site in a Referer.
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
+    # CSP with frame-ancestors, nosniff, Referrer-Policy, bounded Location: on every answer.
+    security.register(app)
+    from .web import display
+    display.register(app)  # template filters: times in UTC, named
 
     from . import cli
     cli.register(app)

@@ -1,0 +1,152 @@
+"""Headers every answer carries, and what the tool trusts from proxies.
+
+- Content-Security-Policy (CSP Level 3): scripts, styles, images, fetches and form posts from the
+  tool's own origin only, so nothing inline runs. ``frame-ancestors`` lets a page be framed by
+  the platform that launched it (``flask.g.frame_ancestors``, set when a request loaded a page
+  session) and, for pages that hold nothing personal, by any https origin: Canvas shows tools in
+  an iframe, so ``X-Frame-Options`` (which cannot name several origins) is never sent.
+- Forwarded headers: ``X-Forwarded-*`` are honoured only from ``PROXY_HOPS`` proxies
+  (Werkzeug ProxyFix), ``X-Forwarded-Prefix`` only with ``TRUST_FORWARDED_PREFIX=1`` and only
+  when it is a plain path, never ``//host`` (which browsers read as another site).
+- A redirect whose ``Location`` is absurdly long (a parameter echoed into it) becomes a 400 page.
+"""
+from __future__ import annotations
+
+import io
+import re
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app, g, make_response, request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+# Longest Location the tool sends; a login redirect with Canvas's signed lti_message_hint is ~2 KB.
+MAX_LOCATION = 8192
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# An origin as CSP source expression: scheme://host[:port], nothing that could add a directive.
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+_PLAIN_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+
+
+def frame_ancestors_default(base_url: str) -> list[str]:
+    """Pages before any launch: any https origin, plus loopback pages for local trials."""
+    sources = ["https:"]
+    if (urlsplit(base_url).hostname or "") in LOOPBACK_HOSTS:
+        sources += ["http://127.0.0.1:*", "http://localhost:*"]
+    return sources
+
+
+def frame_ancestors_for(origins) -> list[str]:
+    """The platform's origins as CSP sources; anything not a bare origin is dropped."""
+    kept = [o for o in (origins or []) if isinstance(o, str) and _ORIGIN.match(o)]
+    return kept or ["'none'"]
+
+
+def content_security_policy(frame_sources: list[str]) -> str:
+    return "; ".join([
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "frame-ancestors " + " ".join(frame_sources),
+    ])
+
+
+def _location_too_long(response) -> bool:
+    return len(response.headers.get("Location", "")) > MAX_LOCATION
+
+
+def _add_headers(response):
+    if _location_too_long(response):
+        from .errors import render_error
+        response = make_response(render_error(
+            400, "This request could not be redirected",
+            "A value in the request was too long to pass on.",
+            "Open the tool again from your course.", "location_too_long"))
+    origins = g.get("frame_ancestors")
+    frame_sources = (frame_ancestors_for(origins) if origins is not None
+                     else frame_ancestors_default(current_app.config["TOOL_BASE_URL"]))
+    response.headers["Content-Security-Policy"] = content_security_policy(frame_sources)
+    # Page references ride in URLs: never hand them to another site in a Referer.
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+class PlainForwardedPrefix:
+    """Drops an ``X-Forwarded-Prefix`` that is not a plain path before ProxyFix reads it.
+
+    ProxyFix copies the prefix into SCRIPT_NAME, which every ``url_for`` link starts with; a
+    prefix such as ``//evil.example`` would turn links and redirects into another site's URLs.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        prefix = environ.get("HTTP_X_FORWARDED_PREFIX")
+        if prefix is not None and not all(_PLAIN_PREFIX.match(p.strip()) for p in prefix.split(",")):
+            del environ["HTTP_X_FORWARDED_PREFIX"]
+        return self.app(environ, start_response)
+
+
+class BoundedBody:
+    """Reads a body sent without Content-Length (chunked) up to the limit, and never more.
+
+    Werkzeug's own limit on such a stream stops reading at MAX_CONTENT_LENGTH but then hands
+    the view the truncated body as if it were whole (a launch would fail later with a wrong
+    reason). Here a body within the limit is handed on buffered, with its length; one over the
+    limit is handed on empty with a length over the limit, so the app answers 413 with its
+    own page. At most ``limit + 1`` bytes are ever held. Servers that de-chunk first (waitress
+    sets CONTENT_LENGTH) never reach this path.
+    """
+
+    def __init__(self, app, limit: int | None) -> None:
+        self.app = app
+        self.limit = limit
+
+    def __call__(self, environ, start_response):
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if self.limit and chunked and not environ.get("CONTENT_LENGTH"):
+            stream, body = environ["wsgi.input"], bytearray()
+            while len(body) <= self.limit:
+                data = stream.read(min(64 * 1024, self.limit + 1 - len(body)))
+                if not data:
+                    break
+                body += data
+            # From here on the body is an ordinary one with a length, as waitress hands it over.
+            del environ["HTTP_TRANSFER_ENCODING"]
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ["wsgi.input"] = io.BytesIO(bytes(body) if len(body) <= self.limit else b"")
+        return self.app(environ, start_response)
+
+
+def wrap_proxies(app: Flask, proxy_hops: int, trust_prefix: bool) -> None:
+    """Trust ``X-Forwarded-For/Proto/Host/Port`` from ``proxy_hops`` proxies; none by default."""
+    if not proxy_hops:
+        return
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops, x_host=proxy_hops,
+                            x_port=proxy_hops, x_prefix=proxy_hops if trust_prefix else 0)
+    if trust_prefix:
+        app.wsgi_app = PlainForwardedPrefix(app.wsgi_app)
+
+
+def _refuse_large_body() -> None:
+    """A declared body over MAX_CONTENT_LENGTH is refused before anything reads it.
+
+    Werkzeug refuses it too, but only when a view reads the form. A chunked body has been
+    given a length by :class:`BoundedBody` before it gets here.
+    """
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit and (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge()
+
+
+def register(app: Flask) -> None:
+    """Every answer, pages, JSON and errors alike, leaves through :func:`_add_headers`."""
+    app.wsgi_app = BoundedBody(app.wsgi_app, app.config.get("MAX_CONTENT_LENGTH"))
+    app.before_request(_refuse_large_body)
+    app.after_request(_add_headers)
