@@ -170,6 +170,12 @@ class Settings:
     service_backoff: float = 1.0
     service_rate_low_water: float = 150.0
     service_rate_leak: float = 10.0
+    # Score delivery (AGS): calls in flight per platform client across every worker (Canvas
+    # throttles per developer key); longest wait between tries of one score; how often the
+    # gradebook view re-reads what the platform holds while it is open.
+    delivery_concurrency: int = 10
+    delivery_max_backoff: float = 3600.0
+    results_refresh: int = 300
     jobs_immediate: bool = False
     jobs_path: Path = ROOT / "instance" / "jobs.db"
     jobs_workers: int = 2
@@ -198,6 +204,9 @@ class Settings:
             jwt_leeway=_int("JWT_LEEWAY", 60),
             redis_url=_env("REDIS_URL"),
             roster_freshness=_int("ROSTER_FRESHNESS_SECONDS", 600),
+            delivery_concurrency=_int("DELIVERY_CONCURRENCY", 10, minimum=1, maximum=100),
+            delivery_max_backoff=float(_int("DELIVERY_MAX_BACKOFF_SECONDS", 3600, minimum=1)),
+            results_refresh=_int("RESULTS_REFRESH_SECONDS", 300, minimum=10),
             roster_sync_interval=_int("ROSTER_SYNC_INTERVAL_SECONDS", 24 * 3600, minimum=60),
             service_retry_budget=float(_int("SERVICE_RETRY_SECONDS", 120)),
             jobs_workers=_int("JOBS_WORKERS", 2, minimum=1),

@@ -21,6 +21,8 @@ NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 CANVAS_PLACEMENT = "https://www.instructure.com/placement"
 LAUNCH_PRESENTATION = LTI + "launch_presentation"
+TARGET_LINK_URI = LTI + "target_link_uri"
+DEEP_LINKING_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
 
 MESSAGE_TYPES = {"LtiResourceLinkRequest", "LtiDeepLinkingRequest", "LtiSubmissionReviewRequest",
                  "DataPrivacyLaunchRequest"}
@@ -180,6 +182,34 @@ class Launch:
             return {}
         return {"lineitems": clean(claim.get("lineitems")), "lineitem": clean(claim.get("lineitem")),
                 "scope": text_list(claim.get("scope"))}
+
+    @property
+    def target_link_uri(self) -> str | None:
+        """Where the platform was asked to launch (core §5.4.1); may carry the tool's own query."""
+        return clean(self.body.get(TARGET_LINK_URI))
+
+    @property
+    def deep_linking_settings(self) -> dict:
+        """The deep linking request's settings (Deep Linking 2.0 §4.4.1; Canvas shape in facts §3).
+
+        ``deep_link_return_url`` (text or None), ``accept_types`` and
+        ``accept_presentation_document_targets`` (lists of text), ``accept_multiple`` and
+        ``auto_create`` (booleans), ``data`` (opaque text to echo back, or None), ``title`` and
+        ``text`` (suggestions, or None). {} when the claim is absent.
+        """
+        claim = self.body.get(DEEP_LINKING_SETTINGS)
+        if not isinstance(claim, dict):
+            return {}
+        data = claim.get("data")
+        return {"deep_link_return_url": clean(claim.get("deep_link_return_url")),
+                "accept_types": text_list(claim.get("accept_types")),
+                "accept_presentation_document_targets":
+                    text_list(claim.get("accept_presentation_document_targets")),
+                "accept_media_types": clean(claim.get("accept_media_types")),
+                "accept_multiple": claim.get("accept_multiple") is True,
+                "auto_create": claim.get("auto_create") is True,
+                "data": data if isinstance(data, str) and len(data) <= 4096 else None,
+                "title": clean(claim.get("title")), "text": clean(claim.get("text"))}
 
     @property
     def return_url(self) -> str | None:

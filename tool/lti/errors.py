@@ -1,36 +1,14 @@
-"""Errors raised inside the tool, each with a reason an administrator can act on.
+"""Errors about LTI messages and platforms, each with a reason an administrator can act on.
 
-The web layer turns them into a page or JSON; ``status`` is 4xx when the caller (platform or
-browser) sent something wrong, 5xx only when the fault is ours or an upstream platform's.
+Errors that are not about LTI (access, sessions, forms) live in ``tool/errors.py``; they are
+imported here only so older imports keep working while callers move to ``tool.errors``.
 """
 from __future__ import annotations
 
 import shlex
 
+from ..errors import AccessDenied, SessionExpired, ToolError  # noqa: F401 (re-exported)
 from .claims import plausible_identifier
-
-
-class ToolError(Exception):
-    status = 400
-    title = "Request refused"
-
-    def __init__(self, reason: str, *, hint: str | None = None, code: str | None = None,
-                 status: int | None = None, command: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.hint = hint
-        self.command = command  # a command an administrator can run to fix it
-        self.code = code or self.__class__.__name__
-        if status is not None:
-            self.status = status
-
-    def as_dict(self) -> dict:
-        out = {"error": self.code, "reason": self.reason}
-        if self.hint:
-            out["hint"] = self.hint
-        if self.command:
-            out["command"] = self.command
-        return out
 
 
 class LoginError(ToolError):
@@ -62,21 +40,14 @@ class PlatformError(ToolError):
     title = "The learning platform did not answer as expected"
 
     def __init__(self, reason: str, *, http_status: int | None = None, retryable: bool = False,
-                 retry_after: float | None = None, **kw) -> None:
+                 retry_after: float | None = None, platform_message: str | None = None,
+                 **kw) -> None:
         super().__init__(reason, **kw)
         self.http_status = http_status
         self.retryable = retryable
         self.retry_after = retry_after
-
-
-class AccessDenied(ToolError):
-    status = 403
-    title = "Not allowed"
-
-
-class SessionExpired(ToolError):
-    status = 401
-    title = "Your session has ended"
+        # The platform's own words (Canvas ``errors.message``), without the tool's framing.
+        self.platform_message = platform_message
 
 
 def fix_command(base: str, **options: str) -> str | None:

@@ -15,6 +15,7 @@ Canvas's bucket to leak before the next call.
 """
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -183,30 +184,67 @@ class PlatformClient:
         return token, expires_in
 
     # -- service calls --------------------------------------------------------------------
+    def request(self, method: str, url: str, *, scopes: list[str], accept: str | None = None,
+                json_body: object = None, content_type: str | None = None,
+                params: dict | None = None) -> requests.Response:
+        """Any verb on a service URL with the shared token; a 2xx answer or ``PlatformError``.
+
+        JSON bodies go out with ``content_type`` (the AGS media types, e.g.
+        ``application/vnd.ims.lis.v1.score+json``, AGS 2.0 §3.4). A 401 gets one token refresh
+        and one more try; throttles, 429, 5xx and timeouts are retried within the budget. A
+        refusal keeps the platform's status and message on the error (``http_status``,
+        ``reason``) so callers can tell "user not in course" (422) from "line item gone" (404).
+        """
+        method = method.upper()
+        token = self.token(scopes)
+        response = self._authorized(method, url, token, accept, json_body, content_type, params)
+        if response.status_code == 401:
+            log.info("platform answered 401 for %s %r: refreshing the token once", method, url)
+            token = self.token(scopes, refresh=True, stale=token)
+            response = self._authorized(method, url, token, accept, json_body, content_type, params)
+            if response.status_code == 401:
+                raise PlatformError(
+                    f"The platform refused a fresh access token for {method} {url}: "
+                    f"{_platform_reason(response)}", http_status=401, code="token_rejected",
+                    platform_message=_platform_reason(response))
+        if not 200 <= response.status_code < 300:
+            raise PlatformError(f"{method} {url} failed with HTTP {response.status_code}: "
+                                f"{_platform_reason(response)}", http_status=response.status_code,
+                                code="service_refused", platform_message=_platform_reason(response))
+        return response
+
     def get(self, url: str, *, scopes: list[str], accept: str,
             params: dict | None = None) -> requests.Response:
         """GET a service URL with the shared token; 2xx or ``PlatformError``."""
-        token = self.token(scopes)
-        response = self._authorized_get(url, token, accept, params)
-        if response.status_code == 401:
-            log.info("platform answered 401 for %r: refreshing the token once", url)
-            token = self.token(scopes, refresh=True, stale=token)
-            response = self._authorized_get(url, token, accept, params)
-            if response.status_code == 401:
-                raise PlatformError(
-                    f"The platform refused a fresh access token for {url}: {_platform_reason(response)}",
-                    http_status=401, code="token_rejected")
-        if not 200 <= response.status_code < 300:
-            raise PlatformError(f"GET {url} failed with HTTP {response.status_code}: "
-                                f"{_platform_reason(response)}", http_status=response.status_code,
-                                code="service_refused")
-        return response
+        return self.request("GET", url, scopes=scopes, accept=accept, params=params)
 
-    def _authorized_get(self, url: str, token: str, accept: str, params: dict | None):
+    def post(self, url: str, body: object, *, scopes: list[str], content_type: str,
+             accept: str | None = None) -> requests.Response:
+        return self.request("POST", url, scopes=scopes, json_body=body, content_type=content_type,
+                            accept=accept)
+
+    def put(self, url: str, body: object, *, scopes: list[str], content_type: str,
+            accept: str | None = None) -> requests.Response:
+        return self.request("PUT", url, scopes=scopes, json_body=body, content_type=content_type,
+                            accept=accept)
+
+    def delete(self, url: str, *, scopes: list[str]) -> requests.Response:
+        return self.request("DELETE", url, scopes=scopes)
+
+    def _authorized(self, method: str, url: str, token: str, accept: str | None,
+                    json_body: object, content_type: str | None, params: dict | None):
+        headers = {"Authorization": f"Bearer {token}"}
+        if accept:
+            headers["Accept"] = accept
+        data = None
+        if json_body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+            data = json.dumps(json_body).encode()
+
         def call() -> requests.Response:
-            return http.session().get(url, params=params, timeout=self._timeout(),
-                                      headers={"Authorization": f"Bearer {token}", "Accept": accept})
-        return self._with_retries(call, f"GET {url}")
+            return http.session().request(method, url, params=params, data=data,
+                                          timeout=self._timeout(), headers=headers)
+        return self._with_retries(call, f"{method} {url}")
 
     def _timeout(self) -> tuple[float, float]:
         return (self.settings.connect_timeout, self.settings.read_timeout)

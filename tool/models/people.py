@@ -111,5 +111,9 @@ class ResourceLink(Base):
     placement: Mapped[str | None] = mapped_column(String(100), nullable=True)
     # AGS line item URL when launched from an assignment with exactly one line item (facts §3).
     lineitem_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # The assessment this link opens (deep linking, or an instructor's choice); None for the
+    # course navigation link, which opens the home page.
+    assessment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assessments.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
