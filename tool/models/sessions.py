@@ -34,6 +34,9 @@ class PageSession(Base):
     roles: Mapped[list] = mapped_column(JSON, default=list)
     # Origins allowed to frame the pages of this session (CSP frame-ancestors).
     frame_origins: Mapped[list] = mapped_column(JSON, default=list)
+    # A deep linking launch's settings (return URL, data, accept_*, deployment id), kept until
+    # the instructor picks what to return (Deep Linking 2.0 §4.4.1); None for other launches.
+    deep_linking: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -10,7 +10,7 @@ from ..db import db
 from ..lti import LaunchError, LaunchSettings, begin_login, validate_launch
 from ..lti import keys as tool_keys
 from ..roster.provision import provision_from_launch
-from . import sessions
+from . import dispatch, sessions
 
 bp = Blueprint("lti", __name__)
 log = logging.getLogger("tool.lti")
@@ -45,16 +45,20 @@ def launch():
     except LaunchError:
         db.session.rollback()
         raise
+    dispatch.check_supported(checked)
     result = provision_from_launch(db.session, checked)
     view = "instructor" if checked.is_staff else "student"
     # A new session per launch: another tab's session stays valid (launches never revoke).
     reference = sessions.start(db.session, checked, result.user.id, result.context_id,
                                result.resource_link_id, view)
-    log.info("launch accepted: %r %r as %s in %r", checked.issuer, checked.sub, view,
-             checked.context["id"] if checked.context else "-")
+    log.info("launch accepted: %r %r as %s in %r (%s)", checked.issuer, checked.sub, view,
+             checked.context["id"] if checked.context else "-", checked.message_type)
     current_app.extensions["after_launch"](checked, result)
+    landing = dispatch.Landing(launch=checked, user_id=result.user.id, context_id=result.context_id,
+                               resource_link_id=result.resource_link_id, view=view,
+                               reference=reference)
     # Absolute, from TOOL_BASE_URL: forwarded headers must never choose where a launch lands.
-    return redirect(sessions.page_url(view, reference), code=303)
+    return redirect(dispatch.land(landing), code=303)
 
 
 @bp.route("/lti/launch", methods=["GET"])
