@@ -126,7 +126,8 @@ def main() -> None:
     from tool import jobs
     from tool.lti.nrps import all_members_with_pylti1p3
     from tool.roster.matching import find_or_create_user
-    from tool.roster.sync import create_run, run_sync
+    from tool.roster.runs import create_run
+    from tool.roster.sync import run_sync
 
     with app.app_context():
         regs = []

@@ -1,6 +1,6 @@
 """Flask app of the emulated Canvas: JWKS (section 1) and the OIDC auth endpoint
 (section 2); the token endpoint, NRPS and the deep linking return are
-registered from ``oauth.py``, ``nrps.py`` and ``deeplink.py``.
+registered from ``oauth.py``, ``nrps.py``, ``ags.py`` and ``deeplink.py``.
 """
 
 import html
@@ -67,9 +67,10 @@ def create_app(platform):
         return autosubmit_page(params["redirect_uri"], fields), 200, {
             "Content-Type": "text/html; charset=utf-8"}
 
-    from . import deeplink, nrps, oauth
+    from . import ags, deeplink, nrps, oauth
     oauth.register(app, platform)
     nrps.register(app, platform)
+    ags.register(app, platform)
     deeplink.register(app, platform)
     return app
 

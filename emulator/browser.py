@@ -129,6 +129,15 @@ class Browser(requests.Session):
         self.last_action = action
         return self.post(action, data=fields, allow_redirects=follow)
 
+    def submit_form(self, response, follow=True):
+        """POST the first POST form of ``response`` as its auto-submit script would (e.g. a
+        tool's deep linking response page posting ``JWT`` to ``deep_link_return_url``)."""
+        forms = [f for f in parse_forms(response.text) if f["method"] == "post"]
+        if not forms:
+            raise ValueError(f"no POST form in the response from {response.url}")
+        return self.post_form(urljoin(response.url, forms[0]["action"]), forms[0]["fields"],
+                              follow=follow)
+
     def launch(self, tool_login_url, launch, method="POST", tamper_form=None, follow=True):
         """Drive the whole launch; returns the tool's final response, or the first
         response that breaks the flow (tool error page, platform 400)."""

@@ -97,6 +97,12 @@ AGS_SCOPES = [SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_RESULT_READONLY, SC
 DEFAULT_SCOPES = AGS_SCOPES + [SCOPE_NRPS]
 
 NRPS_MEDIA_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
+# AGS media types and Canvas's score extension (section 8)
+LINEITEM_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
+LINEITEM_CONTAINER_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
+SCORE_MEDIA_TYPE = "application/vnd.ims.lis.v1.score+json"
+RESULT_CONTAINER_MEDIA_TYPE = "application/vnd.ims.lis.v2.resultcontainer+json"
+SUBMISSION_EXT = "https://canvas.instructure.com/lti/submission"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 PRIVACY_LEVELS = ("anonymous", "name_only", "email_only", "public")

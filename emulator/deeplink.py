@@ -4,8 +4,15 @@ certification guide, deep linking cases).
 The tool form-POSTs a ``JWT`` field to ``deep_link_return_url``. The emulator
 verifies it against the tool's JWKS and checks the required claims
 (``iss`` = client_id, ``aud`` = platform issuer, ``nonce``, ``deployment_id``,
-message type, version, ``content_items``, ``data`` echoed), then records it in
-``platform.deep_link_responses``.
+message type, version, ``content_items``, ``data`` echoed, ``accept_multiple``,
+``accept_types``, presentation targets, each item's ``url``, ``custom`` and
+``lineItem.scoreMaximum``), then records it in ``platform.deep_link_responses``.
+
+A valid response is applied as Canvas applies it (``assignments.apply_deep_link``): each
+``ltiResourceLink`` becomes a resource link (``record["links"]``) and, with a ``lineItem``,
+an assignment with a coupled line item (``record["assignments"]``), ready for
+``platform.assignment_launch``. The record also keeps the response's ``msg``, ``log``,
+``errormsg`` and ``errorlog`` (Deep Linking 2.0 §4.2), e.g. a cancel's message.
 """
 
 import html
@@ -15,14 +22,18 @@ import jwt
 from flask import jsonify, request
 
 from . import constants as C
+from .assignments import content_item_errors
 from .oauth import TokenError, tool_public_key
 from .tokens import decode_unverified
+
+DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 
 
 def check_response(platform, token, placement):
     """(record dict) with ``errors`` (list of str, empty when the response is valid)."""
     record = {"placement": placement, "header": None, "payload": None, "content_items": [],
-              "errors": [], "launch": None, "time": time.time()}
+              "errors": [], "launch": None, "time": time.time(), "links": [],
+              "assignments": [], "tool": None}
     errors = record["errors"]
     try:
         header, payload = decode_unverified(token or "")
@@ -30,10 +41,13 @@ def check_response(platform, token, placement):
         errors.append("JWT missing or malformed")
         return record
     record.update(header=header, payload=payload)
+    for name in ("msg", "log", "errormsg", "errorlog"):
+        record[name] = payload.get(DL + name)
     tool = platform.tools.get(str(payload.get("iss")))
     if tool is None:
         errors.append("iss is not a registered client_id")
         return record
+    record["tool"] = tool
     if header.get("alg") != "RS256":
         errors.append("alg must be RS256")
     try:
@@ -69,6 +83,8 @@ def check_response(platform, token, placement):
     if launch is None:
         errors.append("data not echoed back")
     else:
+        if payload.get(C.DEPLOYMENT_ID) != launch.deployment_id:
+            errors.append("deployment_id does not match the deep linking request")
         settings = launch.claims.get(C.DL_SETTINGS) or {}
         if not settings.get("accept_multiple") and len(items) > 1:
             errors.append("more than one content item for a single-item placement")
@@ -76,6 +92,7 @@ def check_response(platform, token, placement):
         bad = [i.get("type") for i in items if isinstance(i, dict) and i.get("type") not in accepted]
         if bad:
             errors.append(f"content item types not accepted: {bad}")
+        errors.extend(content_item_errors(items, settings))
     return record
 
 
@@ -94,11 +111,18 @@ def register(app, platform):
     def deep_linking_response(course_id):
         record = check_response(platform, request.form.get("JWT"), request.args.get("placement"))
         record["course_id"] = course_id
+        course = platform.courses.get(course_id)
+        launch = record["launch"]
+        if course is None or (launch is not None and launch.course is not course):
+            record["errors"].append("the response does not belong to this course")
+        if not record["errors"]:
+            platform.apply_deep_link(record, course, record["tool"])
         with platform.lock:
             platform.deep_link_responses.append(record)
         if record["errors"]:
             return jsonify({"errors": record["errors"]}), 400
         titles = "".join(f"<li>{html.escape(str(i.get('title', i.get('type'))))}</li>"
                          for i in record["content_items"] if isinstance(i, dict))
-        return (f"<!DOCTYPE html><html><body><h1>Content received</h1><ul>{titles}</ul>"
+        msg = f"<p>{html.escape(str(record['msg']))}</p>" if record.get("msg") else ""
+        return (f"<!DOCTYPE html><html><body><h1>Content received</h1>{msg}<ul>{titles}</ul>"
                 "</body></html>"), 200, {"Content-Type": "text/html; charset=utf-8"}

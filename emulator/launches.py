@@ -21,7 +21,11 @@ class LaunchMixin:
                              resource_link=None, placement=None, privacy_level=None, ags=True,
                              nrps=True, claims=None, remove=(), header=None, alg="RS256",
                              sign_with=None, clock_offset=0, tamper=False, raw_token=None,
-                             message_type="LtiResourceLinkRequest", lineitem=None):
+                             message_type="LtiResourceLinkRequest", lineitem=None, custom=None,
+                             target_link_uri=None):
+        """A pending launch. ``custom``: parameters over the tool's custom fields (a
+        deep-linked item's, variables expanded); ``target_link_uri``: the URL launched
+        (a content item's url, a SpeedGrader submission URL); ``lineitem``: id or URL."""
         launch_id = secrets.token_urlsafe(12)
         deployment_id = deployment_id or tool.deployment_ids[0]
         dl_data = jwt.encode({"launch": launch_id}, self.secret, "HS256")
@@ -29,6 +33,11 @@ class LaunchMixin:
             self, tool, user, course, message_type=message_type, deployment_id=deployment_id,
             roles=roles, resource_link=resource_link, placement=placement,
             privacy_level=privacy_level, ags=ags, nrps=nrps, lineitem=lineitem, dl_data=dl_data)
+        if custom:
+            template[C.CUSTOM] = {**template.get(C.CUSTOM, {}),
+                                  **claims_mod.expand_custom(custom, user, course)}
+        if target_link_uri:
+            template[C.TARGET_LINK_URI] = target_link_uri
         template = tokens.merge(template, claims)
         for key in remove or ():
             template.pop(C.full_claim(key), None)

@@ -119,13 +119,23 @@ class Launch:
 class Faults:
     """Fault switches for the service endpoints (section 9). Thread-safe.
 
-    Counters (consumed one per request): ``throttle_403``, ``status_429``,
-    ``status_5xx``. Persistent: ``delay`` (seconds before every answer),
-    ``fail_at_page`` (page k answers 500 while set), ``rate_limit_remaining``
-    (reported in ``X-Rate-Limit-Remaining``).
+    Countdowns (each request consumes one; N failures, then success): ``throttle_403``
+    (Canvas's 403 text), ``status_429`` (with ``Retry-After: 1``), ``status_5xx`` (502,
+    503 alternating), ``status_500``, ``status_503``, ``timeout`` (the call hangs
+    ``hang_seconds``, is not applied, then answers 504), ``timeout_after_apply`` (applied,
+    then hangs: the client times out although the platform acted). ``fail_next(*kinds)``
+    queues faults in order (kinds: an HTTP status, ``"throttle"``, ``"timeout"``,
+    ``"timeout_after_apply"``); queued ones fire before the countdowns.
+    Persistent: ``delay`` (seconds before every answer), ``fail_at_page`` (NRPS page k
+    answers 500 while set), ``rate_limit_remaining`` (reported in ``X-Rate-Limit-Remaining``
+    while the throttle bucket is off), ``hang_seconds``.
     """
 
-    COUNTERS = ("throttle_403", "status_429", "status_5xx")
+    COUNTERS = ("throttle_403", "status_429", "status_5xx", "status_500", "status_503",
+                "timeout", "timeout_after_apply")
+    KINDS = {"throttle_403": "throttle", "status_429": 429, "status_5xx": "5xx",
+             "status_500": 500, "status_503": 503, "timeout": "timeout",
+             "timeout_after_apply": "timeout_after_apply"}
 
     def __init__(self):
         object.__setattr__(self, "_lock", threading.Lock())
@@ -138,7 +148,9 @@ class Faults:
             object.__setattr__(self, "delay", 0)
             object.__setattr__(self, "fail_at_page", None)
             object.__setattr__(self, "rate_limit_remaining", 600.0)
+            object.__setattr__(self, "hang_seconds", 30.0)
             object.__setattr__(self, "_served_5xx", 0)
+            object.__setattr__(self, "_queue", [])
 
     def __setattr__(self, name, value):
         with self._lock:
@@ -152,6 +164,21 @@ class Faults:
                 object.__setattr__(self, name, n - 1)
                 return True
             return False
+
+    def fail_next(self, *kinds):
+        """Queue faults for the next requests, in order: ``fail_next(503, "timeout", 429)``."""
+        with self._lock:
+            self._queue.extend(kinds)
+
+    def next_fault(self):
+        """The fault this request gets (a kind as in ``fail_next``), or None."""
+        with self._lock:
+            if self._queue:
+                return self._queue.pop(0)
+        for name in self.COUNTERS:
+            if self.take(name):
+                return self.KINDS[name]
+        return None
 
     def next_5xx(self):
         with self._lock:

@@ -14,13 +14,12 @@ import hmac
 import json
 import math
 import secrets
-import time
 from urllib.parse import urlencode
 
 from flask import Response, request
 
 from . import constants as C
-from .auth import bearer_grant
+from .services import serve
 from .claims import expand_custom, personal_claims
 
 PAGE_MAX = 50
@@ -113,31 +112,9 @@ def member_json(enrollment, status, privacy, course, rlid):
     return m
 
 
-def _fault_response(platform):
-    faults = platform.faults
-    if faults.delay:
-        time.sleep(float(faults.delay))
-    if faults.take("throttle_403"):
-        r = Response("403 Forbidden (Rate Limit Exceeded)", status=403, content_type="text/plain")
-        r.headers["X-Rate-Limit-Remaining"] = "0.0"
-        return r
-    if faults.take("status_429"):
-        r = _errors(429, "too_many_requests", "Rate limit exceeded")
-        r.headers["Retry-After"] = "1"
-        return r
-    if faults.take("status_5xx"):
-        status = faults.next_5xx()
-        return Response(f"{status} upstream error", status=status, content_type="text/plain")
-    return None
-
-
-def names_and_roles(platform, course_id):
-    response = _fault_response(platform)
-    if response is not None:
-        return response
-    grant, problem = bearer_grant(platform, C.SCOPE_NRPS)
-    if problem:
-        return _errors(401, "unauthorized", problem)
+def names_and_roles(platform, course_id, grant):
+    """One page of the course roster (section 7); faults, token and scope are checked by
+    ``services.serve`` before this runs."""
     course = platform.courses.get(course_id)
     if course is None:
         return _errors(404, "not_found", "The specified resource does not exist.")
@@ -201,13 +178,6 @@ def link_header(platform, course, page, last, limit, filters, seq):
 def register(app, platform):
     @app.get("/api/lti/courses/<int:course_id>/names_and_roles")
     def nrps(course_id):
-        response = names_and_roles(platform, course_id)
-        entry = {"service": "nrps", "method": request.method, "path": request.path,
-                 "query": request.query_string.decode("latin-1"),
-                 "headers": {h: request.headers.get(h) for h in
-                             ("Accept", "User-Agent", "Authorization", "Content-Type")
-                             if h in request.headers},
-                 "status": response.status_code, "time": time.time()}
-        with platform.lock:
-            platform.requests.append(entry)
-        return response
+        return serve(platform, service="nrps", faults=platform.faults, scopes=[C.SCOPE_NRPS],
+                     log=platform.requests,
+                     handler=lambda grant: names_and_roles(platform, course_id, grant))

@@ -2,7 +2,8 @@
 tokens, counters, faults) and the calls tests use to set it up.
 
 Identifiers follow the facts sheet sections 1 and 3; the HTTP side lives in
-``app.py`` (JWKS, auth), ``oauth.py`` (section 6), ``nrps.py`` (section 7, 9).
+``app.py`` (JWKS, auth), ``oauth.py`` (section 6), ``nrps.py`` (section 7), ``ags.py`` and
+``scoring.py`` (section 8), ``services.py`` and ``throttle.py`` (section 9).
 """
 
 import itertools
@@ -12,12 +13,15 @@ import threading
 import uuid
 
 from . import constants as C
+from .assignments import AssignmentsMixin
+from .gradebook import GradebookMixin
 from .keys import KeySet
 from .launches import LaunchMixin
 from .models import Course, Enrollment, Faults, Tool, User
+from .throttle import Throttle
 
 
-class Platform(LaunchMixin):
+class Platform(LaunchMixin, AssignmentsMixin, GradebookMixin):
     def __init__(self, issuer="https://canvas.instructure.com", name="Emulated School",
                  key_bits=2048, message_hint_ttl=300):
         self.issuer = issuer
@@ -40,7 +44,21 @@ class Platform(LaunchMixin):
         self.deep_link_responses = []
         self.nrps_cache = {}  # filtered rosters keyed by course version (nrps.py)
         self.since_tokens = {}  # differences token -> (course_id, change seq)
-        self.faults = Faults()
+        self.faults = Faults()  # NRPS fault switches
+        self.ags_faults = Faults()  # AGS fault switches (line items, scores, results)
+        self.ags_latency = 0.0  # seconds every AGS call spends in flight before answering
+        self.throttle = Throttle()  # Canvas's bucket per client_id; .enabled switches it on
+        self.throttle_refusals = 0  # 403 "Rate Limit Exceeded" answers (bucket or injected)
+        self.assignment_records = {}  # id -> gradebook.Assignment
+        self.line_item_records = {}  # id -> gradebook.LineItem
+        self.link_records = {}  # resource link id -> gradebook.LinkRecord
+        self.scores = []  # every score POST: course_id, line_item_id, body, status, answer
+        self.ags_requests = []  # every AGS call: method, path, query, headers, status
+        self.score_posts = 0
+        self.line_item_calls = 0
+        self.result_calls = 0
+        self._record_ids = itertools.count(1)
+        self._stopping = threading.Event()
         self.jwks_requests = 0
         self.tool_jwks_fetches = 0
         self.token_requests = 0
@@ -64,12 +82,14 @@ class Platform(LaunchMixin):
         """Serve on 127.0.0.1 on a free port in a daemon thread; returns the base URL."""
         from .server import ServerThread
         if self._server is None:
+            self._stopping.clear()
             self._server = ServerThread(self.app)
             self._server.start()
             self._base_url = self._server.url
         return self._base_url
 
     def stop(self):
+        self._stopping.set()  # releases calls hanging in a latency or timeout fault
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -106,6 +126,16 @@ class Platform(LaunchMixin):
     def count(self, name, n=1):
         with self.lock:
             setattr(self, name, getattr(self, name) + n)
+
+    def next_id(self):
+        """Canvas-style numeric id for assignments, line items and results."""
+        with self.lock:
+            return next(self._record_ids)
+
+    def hang(self, seconds):
+        """Wait ``seconds`` in a request thread; ``stop()`` cuts every wait short."""
+        if seconds > 0:
+            self._stopping.wait(seconds)
 
     # -- keys and tokens -------------------------------------------------
     def rotate_key(self):

@@ -82,13 +82,21 @@ def test_canvas_developer_key_json_follows_canvas(tool):
     assert cfg["oidc_initiation_url"] == base + "/lti/login"
     assert cfg["target_link_uri"] == base + "/lti/launch"
     assert cfg["public_jwk_url"] == base + "/.well-known/jwks.json" and "public_jwk" not in cfg
-    # Only what answers today: the roster scope; AGS scopes join when scores are sent.
-    assert cfg["scopes"] == ["https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"]
+    # The four AGS scopes (scores, line items, results) and the roster scope (facts section 4).
+    assert sorted(cfg["scopes"]) == sorted([
+        "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+        "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
+        "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+        "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+        "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"])
     ext = cfg["extensions"][0]
     assert ext["platform"] == "canvas.instructure.com" and ext["privacy_level"] == "public"
     placements = {p["placement"]: p["message_type"] for p in ext["settings"]["placements"]}
-    # Deep-linking placements join when the tool answers deep linking.
-    assert placements == {"course_navigation": "LtiResourceLinkRequest"}
+    # Course navigation opens the tool; the two deep linking placements add assessments.
+    assert placements == {"course_navigation": "LtiResourceLinkRequest",
+                          "assignment_selection": "LtiDeepLinkingRequest",
+                          "link_selection": "LtiDeepLinkingRequest"}
+    assert {p["target_link_uri"] for p in ext["settings"]["placements"]} == {base + "/lti/launch"}
     assert cfg["custom_fields"] == {"canvas_user_id": "$Canvas.user.id", "canvas_course_id": "$Canvas.course.id"}
 
 

@@ -45,16 +45,20 @@ def create_app(settings: Settings | None = None) -> Flask:
         timeout=(settings.http_connect_timeout, settings.http_read_timeout))
     app.extensions["after_launch"] = lambda launch, result: None
 
-    from . import jobs
+    from .roster import runs
     startup.open_job_queue(app, settings)
-    # An instructor launch with the NRPS claim queues a roster sync (issue 3).
-    app.extensions["after_launch"] = jobs.after_launch
+    # An instructor launch with the NRPS claim queues a roster sync.
+    app.extensions["after_launch"] = runs.after_launch
 
     from .web import errors, home, lti, pages, roster
     app.register_blueprint(home.bp)
     app.register_blueprint(lti.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(roster.bp)
+    from .web import deep_linking; app.register_blueprint(deep_linking.bp)  # noqa: E702
+    from .web import assessments; app.register_blueprint(assessments.bp)  # noqa: E702
+    from .web import student; app.register_blueprint(student.bp)  # noqa: E702
+    from .web import gradebook; app.register_blueprint(gradebook.bp)  # noqa: E702
     errors.register(app)
 
     # CSP with frame-ancestors, nosniff, Referrer-Policy, bounded Location: on every answer.

@@ -15,10 +15,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from config import StartupError, key_dir_error
 
-from . import platforms
+from . import platforms, registrations
 from .db import db
+from .errors import ToolError
 from .lti import keys as tool_keys
-from .lti.errors import ToolError
 from .startup import database_error
 
 
@@ -126,7 +126,7 @@ def platform_add(issuer, client_id, auth_login_url, auth_token_url, key_set_url,
 def platform_add_deployment(issuer, client_id, deployment_ids):
     """Allow launches from another deployment of a registered platform."""
     try:
-        reg = platforms.get(db.session, issuer, client_id)
+        reg = registrations.get(db.session, issuer, client_id)
         for deployment_id in deployment_ids:
             platforms.add_deployment(db.session, reg, deployment_id)
         db.session.commit()
@@ -139,7 +139,7 @@ def platform_add_deployment(issuer, client_id, deployment_ids):
 @platform_cli.command("list")
 def platform_list():
     """Show every registration."""
-    regs = platforms.list_platforms(db.session)
+    regs = registrations.list_all(db.session)
     if not regs:
         click.echo("No platforms registered. Add one with `flask --app app platform add`.")
     for reg in regs:
@@ -157,7 +157,7 @@ def platform_list():
 def platform_remove(issuer, client_id, yes):
     """Remove a registration (its users, courses and memberships go with it)."""
     # Say first whether it exists: a typo should not be met with a question.
-    reg = platforms.get(db.session, issuer, client_id)
+    reg = registrations.get(db.session, issuer, client_id)
     counts = platforms.provisioned(db.session, reg)
     click.echo(f"{reg.name or reg.issuer} ({issuer} client {client_id}): removing it also removes "
                f"{plural(counts['deployment'], 'deployment')}, {plural(counts['user'], 'user')} and "
@@ -212,6 +212,8 @@ def db_upgrade():
 
 
 def register(app: Flask) -> None:
-    from .roster.cli import jobs_cli, roster_cli
+    from .jobs.cli import jobs_cli
+    from .roster.cli import roster_cli
     for group in (platform_cli, keys_cli, db_cli, roster_cli, jobs_cli):
         app.cli.add_command(group)
+    from .grading.cli import grades_cli; app.cli.add_command(grades_cli)  # noqa: E702

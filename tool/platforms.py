@@ -1,4 +1,6 @@
-"""Registering platforms: add, list, remove registrations and their deployments.
+"""Registering platforms: add, update and remove registrations and their deployments.
+
+What an administrator types is checked here; the lookups themselves are ``tool/registrations.py``.
 
 Canvas's well-known endpoints (facts sheet section 1) fill in a registration from the school's
 URL alone. Platform URLs must be https, except on loopback hosts for local trials and the emulator.
@@ -13,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from config import is_loopback
 
-from .lti.errors import ToolError
+from . import registrations
+from .errors import ToolError
 from .models import Context, Deployment, Registration, User
 
 CANVAS_ISSUERS = {
@@ -148,7 +151,7 @@ def save_platform(session: Session, spec: PlatformSpec, deployment_ids: list[str
     if spec.platform_url:
         check_url(spec.platform_url, "Platform URL")
     deployment_ids = [check_identifier(d, "A deployment id") for d in deployment_ids]
-    reg = find(session, spec.issuer, spec.client_id)
+    reg = registrations.find(session, spec.issuer, spec.client_id)
     created = reg is None
     if created:
         reg = Registration(issuer=spec.issuer, client_id=spec.client_id)
@@ -170,8 +173,8 @@ def save_platform(session: Session, spec: PlatformSpec, deployment_ids: list[str
         setattr(reg, attr, value)
     session.flush()
     for deployment_id in deployment_ids:
-        if find_deployment(session, reg, deployment_id) is None:
-            add_deployment(session, reg, deployment_id)
+        if registrations.find_deployment(session, reg, deployment_id) is None:
+            registrations.add_deployment(session, reg, deployment_id)
             if not created:
                 changes.append(f"deployment {deployment_id} added")
     session.commit()
@@ -196,32 +199,9 @@ def add_platform(session: Session, spec: PlatformSpec, deployment_ids: list[str]
                          match_email=match_email).registration
 
 
-def find(session: Session, issuer: str, client_id: str) -> Registration | None:
-    return session.scalars(select(Registration).where(Registration.issuer == issuer,
-                                                      Registration.client_id == client_id)).first()
-
-
-def get(session: Session, issuer: str, client_id: str) -> Registration:
-    reg = find(session, issuer, client_id)
-    if reg is None:
-        raise ToolError(f"No registration for issuer {issuer!r} and client id {client_id!r}.",
-                        hint="See `flask --app app platform list`.")
-    return reg
-
-
 def add_deployment(session: Session, reg: Registration, deployment_id: str) -> Deployment:
-    deployment_id = check_identifier(deployment_id, "A deployment id")
-    row = find_deployment(session, reg, deployment_id)
-    if row is None:
-        row = Deployment(registration_id=reg.id, deployment_id=deployment_id)
-        session.add(row)
-        session.flush()
-    return row
-
-
-def find_deployment(session: Session, reg: Registration, deployment_id: str) -> Deployment | None:
-    return session.scalars(select(Deployment).where(Deployment.registration_id == reg.id,
-                                                    Deployment.deployment_id == deployment_id)).first()
+    """Allow launches from one more deployment an administrator named (checked first)."""
+    return registrations.add_deployment(session, reg, check_identifier(deployment_id, "A deployment id"))
 
 
 def provisioned(session: Session, reg: Registration) -> dict[str, int]:
@@ -235,9 +215,5 @@ def provisioned(session: Session, reg: Registration) -> dict[str, int]:
 def remove_platform(session: Session, issuer: str, client_id: str) -> None:
     """Delete a registration; its deployments, users, courses, memberships and page sessions go
     with it (foreign keys ON DELETE CASCADE)."""
-    session.delete(get(session, issuer, client_id))
+    session.delete(registrations.get(session, issuer, client_id))
     session.commit()
-
-
-def list_platforms(session: Session) -> list[Registration]:
-    return list(session.scalars(select(Registration).order_by(Registration.id)))

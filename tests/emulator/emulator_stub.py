@@ -82,3 +82,69 @@ def get_token(platform, stub, tool, scope):
         "client_assertion": stub.assertion(platform, tool.client_id), "scope": scope}, timeout=5)
     assert r.status_code == 200, r.text
     return r.json()["access_token"]
+
+
+LINEITEM = "application/vnd.ims.lis.v2.lineitem+json"
+CONTAINER = "application/vnd.ims.lis.v2.lineitemcontainer+json"
+SCORE = "application/vnd.ims.lis.v1.score+json"
+RESULTS = "application/vnd.ims.lis.v2.resultcontainer+json"
+
+
+class Ags:
+    """AGS calls with one bearer token of the given scopes (the stub tool's client)."""
+
+    def __init__(self, platform, stub, tool, scopes):
+        self.token = get_token(platform, stub, tool, " ".join(scopes))
+        self.http = requests.Session()
+        self.http.trust_env = False
+        self.http.headers.update({"Authorization": f"Bearer {self.token}",
+                                  "User-Agent": "emulator-tests/1"})
+
+    def get(self, url, accept=LINEITEM, **params):
+        return self.http.get(url, params=params or None, headers={"Accept": accept}, timeout=10)
+
+    def post(self, url, body, media=LINEITEM, timeout=10):
+        return self.http.post(url, data=json.dumps(body), timeout=timeout,
+                              headers={"Content-Type": media})
+
+    def put(self, url, body):
+        return self.http.put(url, data=json.dumps(body), timeout=10,
+                             headers={"Content-Type": LINEITEM})
+
+    def delete(self, url):
+        return self.http.delete(url, timeout=10)
+
+    def score(self, url, user, timeout=10, **fields):
+        body = {"userId": getattr(user, "sub", user), "activityProgress": "Completed",
+                "gradingProgress": "FullyGraded", "timestamp": iso_now()}
+        body.update(fields)
+        body = {k: v for k, v in body.items() if v is not None}
+        return self.post(url + "/scores", body, media=SCORE, timeout=timeout)
+
+
+def iso_now(offset=0.0):
+    from datetime import datetime, timedelta, timezone
+    moment = datetime.now(timezone.utc) + timedelta(seconds=offset)
+    return moment.isoformat(timespec="microseconds")
+
+
+def link_rels(response):
+    out = {}
+    for part in response.headers["Link"].split(","):
+        url, _, rel = part.partition("; rel=")
+        out[rel.strip('"')] = url.strip("<>")
+    return out
+
+
+def read_all(ags, url, accept=CONTAINER, **params):
+    """Every page of a paged AGS list; (rows, pages)."""
+    rows, pages = [], 0
+    response = ags.get(url, accept=accept, **params)
+    while True:
+        assert response.status_code == 200, response.text
+        rows += response.json()
+        pages += 1
+        nxt = link_rels(response).get("next")
+        if not nxt:
+            return rows, pages
+        response = ags.get(nxt, accept=accept)

@@ -72,7 +72,8 @@ def sync(tool, context_id: int, trigger="test", *, role=None, rlid=None, full=Fa
     from tool import jobs
     from tool.db import db
     from tool.models import Context
-    from tool.roster.sync import create_run, run_sync
+    from tool.roster.runs import create_run
+    from tool.roster.sync import run_sync
     with tool.app.app_context():
         context = db.session.get(Context, context_id)
         run = create_run(db.session, context, trigger, role=role, rlid=rlid)

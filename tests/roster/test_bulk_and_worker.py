@@ -48,11 +48,12 @@ def test_a_worker_in_its_own_process_runs_queued_syncs(tool, lms):
     from tool import jobs
     from tool.db import db
     from tool.models import Context, RosterSync
+    from tool.roster import runs
     lms.platform.add_many(lms.course, 30)
     context_id = add_course_to_tool(lms)
     jobs.huey.flush()
     with tool.app.app_context():
-        run_id = jobs.enqueue_sync(db.session, db.session.get(Context, context_id), "manual").id
+        run_id = runs.enqueue_sync(db.session, db.session.get(Context, context_id), "manual").id
         db.session.remove()
     settings = tool.settings
     env = {**os.environ, "DATABASE_URL": settings.database_url, "JOBS_DB": str(settings.jobs_path),

@@ -292,7 +292,7 @@ def test_cli_counts_read_in_the_singular_and_name_skipped_members(tool, lms, poi
 @pytest.mark.parametrize("failure", ["database", "tool"])
 def test_cli_errors_are_one_line_without_a_traceback(tool, lms, monkeypatch, failure):
     from sqlalchemy.exc import OperationalError
-    from tool.lti.errors import ToolError
+    from tool.errors import ToolError
     from tool.roster import cli
     add_course_to_tool(lms)
 

@@ -60,6 +60,7 @@ def test_with_redis_url_jobs_go_through_redis(tool, lms):
     from tool import jobs
     from tool.db import db
     from tool.models import Context
+    from tool.roster import runs
     saved_url = tool.settings.redis_url
     tool.settings.redis_url = url
     try:
@@ -68,7 +69,7 @@ def test_with_redis_url_jobs_go_through_redis(tool, lms):
         jobs.huey.flush()
         context_id = add_course_to_tool(lms)
         with tool.app.app_context():
-            run = jobs.enqueue_sync(db.session, db.session.get(Context, context_id), "manual")
+            run = runs.enqueue_sync(db.session, db.session.get(Context, context_id), "manual")
             db.session.remove()
         assert jobs.huey.pending_count() == 1
         consumer = jobs.start_consumer(workers=1, periodic=False, max_delay=0.1)

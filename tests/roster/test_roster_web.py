@@ -110,13 +110,13 @@ def test_students_never_see_the_roster(tool, lms):
 
 
 def test_the_scheduled_sync_runs_without_a_launch(tool, lms, consumer):  # noqa: F811
-    from tool import jobs
+    from tool.roster import runs
     lms.platform.add_many(lms.course, 60)
     context_id = add_course_to_tool(lms)  # known from some earlier launch; nobody launches now
     _other_courses_fresh(tool, context_id)
 
     with tool.app.app_context():
-        queued = jobs.schedule_due_syncs()
+        queued = runs.schedule_due_syncs()
     from tool.db import db
     from tool.models import RosterSync
     mine = [sid for sid in queued if _context_of(tool, sid) == context_id]
@@ -133,7 +133,7 @@ def test_the_scheduled_sync_runs_without_a_launch(tool, lms, consumer):  # noqa:
     assert (status, trigger) == ("succeeded", "scheduled")
     assert len(roster(tool, context_id)) == 62
     # Synced now, so not due again until the interval has passed.
-    assert context_id not in [_context_of(tool, sid) for sid in jobs.schedule_due_syncs()]
+    assert context_id not in [_context_of(tool, sid) for sid in runs.schedule_due_syncs()]
 
 
 def test_the_schedule_is_a_periodic_job_and_honours_the_interval(tool, lms):
@@ -141,7 +141,7 @@ def test_the_schedule_is_a_periodic_job_and_honours_the_interval(tool, lms):
     from tool import jobs
     from tool.db import db
     from tool.models import utcnow
-    from tool.roster.sync import due_for_schedule
+    from tool.roster.runs import due_for_schedule
     # What the consumer's scheduler asks each minute: the schedule task is due at any minute.
     due = jobs.huey.read_periodic(datetime(2026, 1, 1, 3, 17))
     assert "roster.schedule" in [task.name for task in due]
@@ -214,16 +214,16 @@ def p_instructors(tool, lms):
 
 def test_sync_now_recovers_from_a_queued_run_whose_task_was_lost(tool, lms, consumer):  # noqa: F811
     from datetime import timedelta
-    from tool import jobs
     from tool.db import db
     from tool.models import RosterSync, utcnow
+    from tool.roster import runs
     t = page_token(lms.launch(lms.teacher, nrps=False))  # no sync queued by the launch
     context_id = context_id_of(lms)
     with tool.app.app_context():
         from tool.models import Context
         db.session.get(Context, context_id).memberships_url = lms.course.memberships_url
         lost = RosterSync(context_id=context_id, status="queued", trigger="launch",
-                          created_at=utcnow() - timedelta(seconds=jobs.LOST_AFTER + 60))
+                          created_at=utcnow() - timedelta(seconds=runs.LOST_AFTER + 60))
         db.session.add(lost)
         db.session.commit()
         lost_id = lost.id

@@ -1,13 +1,13 @@
 """Errors about LTI messages and platforms, each with a reason an administrator can act on.
 
-Errors that are not about LTI (access, sessions, forms) live in ``tool/errors.py``; they are
-imported here only so older imports keep working while callers move to ``tool.errors``.
+Errors that are not about LTI (access, sessions, forms) live in ``tool/errors.py``; these derive
+from its :class:`ToolError`, so the web layer renders them the same way.
 """
 from __future__ import annotations
 
 import shlex
 
-from ..errors import AccessDenied, SessionExpired, ToolError  # noqa: F401 (re-exported)
+from ..errors import ToolError
 from .claims import plausible_identifier
 
 

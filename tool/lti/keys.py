@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import ToolKey, utcnow
-from .errors import ToolError
+from ..errors import ToolError
 
 KEY_BITS = 2048
 _pem_cache: dict[str, bytes] = {}

@@ -8,7 +8,6 @@ spend a nonce (pylti1p3 notes).
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -17,19 +16,16 @@ from pylti1p3.exception import LtiException
 from pylti1p3.message_launch import MessageLaunch
 from pylti1p3.request import Request
 from pylti1p3.session import SessionService
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..db import upsert
+from .. import registrations
 from ..models import Deployment, Registration
 from . import claims as c
-from . import states
+from . import deep_linking, states
 from .claims import Launch
-from .errors import DeploymentNotFound, LaunchError, PlatformError, RegistrationNotFound, fix_command
+from .errors import LaunchError, PlatformError, RegistrationNotFound
 from .platform_keys import PlatformKeyCache
 from .toolconf import DatabaseToolConf
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -103,7 +99,8 @@ class _CheckedLaunch(MessageLaunch):
         states.spend_nonce(self.db, body["nonce"], self.registration.id)
         states.check_nonce(self.login, body["nonce"])
         if self.deployment is None:  # an any-deployment registration meets a new deployment
-            self.deployment = record_deployment(self.db, self.registration, body[c.DEPLOYMENT_ID])
+            self.deployment = registrations.record_deployment(self.db, self.registration,
+                                                              body[c.DEPLOYMENT_ID])
         return Launch(registration_id=self.registration.id, issuer=body["iss"],
                       client_id=self.client_id, deployment_id=body[c.DEPLOYMENT_ID],
                       message_type=body[c.MESSAGE_TYPE], sub=body["sub"],
@@ -156,7 +153,7 @@ class _CheckedLaunch(MessageLaunch):
             _identifier(value, "aud")
         if body.get("azp") is not None:
             _identifier(body["azp"], "azp")
-        known = self.db.scalars(select(Registration).where(Registration.issuer == iss)).all()
+        known = registrations.of_issuer(self.db, iss)
         if not known:
             raise RegistrationNotFound(
                 f"No platform with issuer {iss!r} is registered with this tool.",
@@ -267,12 +264,13 @@ class _CheckedLaunch(MessageLaunch):
 
     def check_deployment(self) -> None:
         """A known deployment, or None when the registration accepts any (recorded at the end)."""
-        deployment_id = self._jwt["body"][c.DEPLOYMENT_ID]
-        self.deployment = find_deployment(self.db, self.registration, deployment_id)
-        if self.deployment is None and not self.registration.accepts_any_deployment:
-            raise unknown_deployment(self.registration, deployment_id)
+        self.deployment = registrations.check_deployment(self.db, self.registration,
+                                                         self._jwt["body"][c.DEPLOYMENT_ID])
 
     def check_message(self) -> None:
+        body = self._jwt["body"]
+        if body.get(c.MESSAGE_TYPE) == deep_linking.REQUEST:  # the tool's words, not the library's
+            deep_linking.check_accepts_links(body.get(c.DEEP_LINKING_SETTINGS))
         try:
             self.validate_message()  # pylti1p3's per-message-type validators
         except LtiException as exc:
@@ -298,46 +296,6 @@ def launch_roles(value: list) -> list[str]:
             if role and role.isprintable():
                 out.append(role)
     return out
-
-
-def find_deployment(session: Session, registration: Registration, deployment_id: str) -> Deployment | None:
-    return session.scalars(select(Deployment).where(Deployment.registration_id == registration.id,
-                                                    Deployment.deployment_id == deployment_id)).first()
-
-
-def unknown_deployment(registration: Registration, deployment_id: str) -> DeploymentNotFound:
-    """The refusal for a deployment the tool does not know, with the command that allows it."""
-    command = fix_command("flask --app app platform add-deployment", issuer=registration.issuer,
-                          client_id=registration.client_id, deployment_id=deployment_id)
-    hint = ("An administrator of the tool can allow it with this command:" if command else
-            "This deployment id is not a plausible identifier (printable, at most 255 characters), "
-            "so no command is offered to allow it.")
-    return DeploymentNotFound(
-        f"Deployment {deployment_id[:300]!r} of platform {registration.issuer!r} (client id "
-        f"{registration.client_id!r}) is not registered with this tool.",
-        hint=hint, command=command, code="unknown_deployment")
-
-
-def record_deployment(session: Session, registration: Registration, deployment_id: str) -> Deployment:
-    """Record a deployment first seen in a verified launch (the registration accepts any deployment)."""
-    upsert(session, Deployment, [{"registration_id": registration.id, "deployment_id": deployment_id,
-                                  "is_auto_recorded": True}], keys=["registration_id", "deployment_id"])
-    log.info("recorded new deployment %r for issuer %r client id %r", deployment_id,
-             registration.issuer, registration.client_id)
-    return find_deployment(session, registration, deployment_id)
-
-
-def ensure_deployment(session: Session, registration: Registration, deployment_id: str) -> Deployment:
-    """The deployment row, recorded on first sight when the registration accepts any deployment.
-
-    Writes: call it only for a launch whose signature verified.
-    """
-    row = find_deployment(session, registration, deployment_id)
-    if row is not None:
-        return row
-    if not registration.accepts_any_deployment:
-        raise unknown_deployment(registration, deployment_id)
-    return record_deployment(session, registration, deployment_id)
 
 
 def validate_launch(form: Mapping[str, str], session: Session, keys: PlatformKeyCache,

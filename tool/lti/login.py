@@ -15,10 +15,10 @@ from urllib.parse import urlencode, urlsplit
 from pylti1p3.actions import Action
 from sqlalchemy.orm import Session
 
+from .. import registrations
 from . import states
 from .claims import identifier_problem
 from .errors import LoginError, RegistrationNotFound
-from .launch import find_deployment, unknown_deployment
 from .toolconf import DatabaseToolConf
 
 # Identifiers (core §5.3: at most 255 characters). lti_message_hint is opaque (Canvas sends a
@@ -98,8 +98,8 @@ def begin_login(params: Mapping[str, str], session: Session, launch_url: str,
                  "(see the README, 'Register the tool in Canvas, step by step').",
             code="unknown_registration")
     deployment_id = params.get("lti_deployment_id") or params.get("deployment_id")
-    if deployment_id and not reg.accepts_any_deployment and find_deployment(session, reg, deployment_id) is None:
-        raise unknown_deployment(reg, deployment_id)  # refuse early with the same clear page
+    if deployment_id:  # refuse an unknown deployment early, with the same clear page as the launch
+        registrations.check_deployment(session, reg, deployment_id)
     state, nonce = states.issue(reg.id, secret_key)
     query = {
         "scope": "openid",

@@ -286,7 +286,7 @@ class PlatformClient:
                     f"{problem}; gave up after {attempt} attempt{'s' if attempt > 1 else ''} "
                     f"in {elapsed:.1f} s (retry budget {self.settings.retry_budget:g} s).",
                     http_status=response.status_code if response is not None else None,
-                    retryable=True, code="platform_unavailable",
+                    retryable=True, retry_after=wait, code="platform_unavailable",
                     hint="The platform is busy or down; run the sync again later.")
             self.retries += 1
             log.warning("%r; retry %d in %.2f s", problem, attempt, delay)

@@ -2,6 +2,7 @@
 
 Always looks a registration up by (issuer, client_id): pylti1p3's default issuer-only mode and
 its class-level ``issuers_relation_types`` dict are bypassed (pylti1p3 notes, "registration lookup").
+The lookups themselves are ``tool/registrations.py``; this adapts them to pylti1p3's interface.
 """
 from __future__ import annotations
 
@@ -11,20 +12,11 @@ from typing import Any
 from pylti1p3.deployment import Deployment as LibDeployment
 from pylti1p3.registration import Registration as LibRegistration
 from pylti1p3.tool_config import ToolConfAbstract
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import Deployment, Registration
+from .. import registrations
+from ..models import Registration
 from . import keys
-
-
-def find_registration(session: Session, issuer: str, client_id: str | None) -> Registration | None:
-    stmt = select(Registration).where(Registration.issuer == issuer)
-    if client_id:
-        return session.scalars(stmt.where(Registration.client_id == client_id)).first()
-    # OIDC third-party login allows client_id to be absent: only unambiguous when one exists.
-    found = session.scalars(stmt.limit(2)).all()
-    return found[0] if len(found) == 1 else None
 
 
 class DatabaseToolConf(ToolConfAbstract):
@@ -45,7 +37,7 @@ class DatabaseToolConf(ToolConfAbstract):
 
     def find_registration_by_params(self, iss: str, client_id: str | None, *args: Any,
                                     **kwargs: Any) -> LibRegistration | None:
-        reg = find_registration(self.session, iss, client_id)
+        reg = registrations.find_for_login(self.session, iss, client_id)
         self.found = reg
         return to_library_registration(self.session, reg, self.key_dir) if reg else None
 
@@ -54,11 +46,10 @@ class DatabaseToolConf(ToolConfAbstract):
 
     def find_deployment_by_params(self, iss: str, deployment_id: str, client_id: str | None,
                                   *args: Any, **kwargs: Any) -> LibDeployment | None:
-        reg = find_registration(self.session, iss, client_id)
+        reg = registrations.find_for_login(self.session, iss, client_id)
         if reg is None:
             return None
-        row = self.session.scalars(select(Deployment).where(
-            Deployment.registration_id == reg.id, Deployment.deployment_id == deployment_id)).first()
+        row = registrations.find_deployment(self.session, reg, deployment_id)
         return LibDeployment().set_deployment_id(row.deployment_id) if row else None
 
 

@@ -52,6 +52,9 @@ class Assessment(Base):
     lineitem_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # When the platform's results (what the gradebook holds) were last read.
     results_read_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # When someone last asked for them (the gradebook page opened): the periodic read keeps
+    # refreshing such assessments for a while after.
+    results_requested_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Attempt(Base):

@@ -18,15 +18,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from .. import jobs
 from ..db import db
-from ..lti.errors import ToolError
+from ..errors import ToolError
 from ..models import Context, Registration
+from ..models.states import SyncStatus
 from . import view
 from .pagewrite import UNSTORABLE
-from .sync import create_run, run_sync
+from .runs import create_run
+from .sync import run_sync
 
 roster_cli = AppGroup("roster", help="Course rosters from the platform (Names and Role Provisioning).")
-jobs_cli = AppGroup("jobs", help="Background workers (roster syncs and their schedule).")
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:
@@ -75,7 +77,8 @@ class _OneLineLog(logging.Filter):
 
 @contextlib.contextmanager
 def _tracebacks_kept_out_of_the_terminal():
-    loggers = [logging.getLogger(name) for name in ("tool.roster.sync", "tool.roster.pagewrite")]
+    loggers = [logging.getLogger(name) for name in ("tool.roster.sync", "tool.roster.pagewrite",
+                                                     "tool.roster.hooks")]
     one_line = _OneLineLog()
     for logger in loggers:
         logger.addFilter(one_line)
@@ -102,12 +105,12 @@ def _find(context_id: str, client_id: str | None) -> Context:
 
 
 def _sync(context: Context, trigger: str, role, rlid, full) -> bool:
-    from ..jobs import client_settings
     run = create_run(db.session, context, trigger, role=role, rlid=rlid)
     with _tracebacks_kept_out_of_the_terminal():
-        run = run_sync(db.session, run.id, client_settings(), lambda: Session(db.engine), full=full)
+        run = run_sync(db.session, run.id, jobs.client_settings(), lambda: Session(db.engine),
+                       full=full)
     label = _plain(context.label or context.lti_context_id)
-    if run.status == "succeeded":
+    if run.status == SyncStatus.SUCCEEDED:
         how = " (differences)" if run.used_differences else ""
         skipped = ""
         if run.members_skipped:
@@ -163,24 +166,3 @@ def roster_show(context_id, client_id, status):
     for row in view.members(db.session, context.id, status=status, page_size=None):
         click.echo("\t".join(_plain(value) or "-" for value in
                               (row.name, row.email, ", ".join(row.roles), row.status)))
-
-
-@jobs_cli.command("worker")
-@click.option("--workers", type=int, default=None, help="Worker threads (default JOBS_WORKERS, 2).")
-@click.option("--no-periodic", is_flag=True, help="Do not run the schedule in this worker.")
-def jobs_worker(workers, no_periodic):
-    """Run a queue worker in the foreground (Ctrl-C stops it after the current task)."""
-    from ..jobs import huey
-    from flask import current_app
-    consumer = huey.create_consumer(workers=workers or current_app.config["SETTINGS"].jobs_workers,
-                                    periodic=not no_periodic, worker_type="thread", max_delay=2.0)
-    consumer.run()
-
-
-@jobs_cli.command("schedule")
-@plain_errors
-def jobs_schedule():
-    """Queue the courses due for their scheduled roster sync now (what the worker does each minute)."""
-    from ..jobs import schedule_due_syncs
-    queued = schedule_due_syncs()
-    click.echo(f"Queued {plural(len(queued), 'roster sync')}.")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from ..db import insert_for
 from ..models import ContextSyncState, RosterSync, utcnow
+from ..models.states import SyncStatus
 
 
 def state_for(session: Session, context_id: int) -> ContextSyncState:
@@ -45,8 +46,8 @@ def acquire(session: Session, context_id: int, sync_id: int, lease: float) -> in
         return None
     if previous and previous != sync_id:
         session.execute(update(RosterSync).where(RosterSync.id == previous,
-                                                 RosterSync.status == "running")
-                        .values(status="failed", finished_at=now,
+                                                 RosterSync.status == SyncStatus.RUNNING)
+                        .values(status=SyncStatus.FAILED, finished_at=now,
                                 error="The worker running this sync stopped before it finished.")
                         .execution_options(synchronize_session=False))
     session.commit()

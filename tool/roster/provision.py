@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlalchemy.orm import Session
 
+from .. import registrations
 from ..db import fit, insert_for
-from ..lti import Launch, ensure_deployment, roles
+from ..lti import Launch, roles
 from ..models import Context, Membership, Registration, ResourceLink, User, utcnow
 from .matching import find_or_create_user
 
@@ -98,7 +99,8 @@ def _link_upsert(session: Session):
 
 def _provision(session: Session, launch: Launch) -> Provisioned:
     registration = launch.registration or session.get(Registration, launch.registration_id)
-    deployment_pk = launch.deployment_pk or ensure_deployment(session, registration, launch.deployment_id).id
+    deployment_pk = launch.deployment_pk or registrations.ensure_deployment(
+        session, registration, launch.deployment_id).id
     user = find_or_create_user(session, registration, launch.sub, profile_from_launch(launch),
                                launched=True)
     conn = session.connection()

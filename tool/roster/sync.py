@@ -9,7 +9,8 @@ returning members, and, after a complete unfiltered walk, inactive (reason ``abs
 members the platform no longer lists (Canvas drops them from the roster, facts section 7).
 A run that fails at any page applies none of that and is recorded as failed with the reason.
 A member the database refuses is skipped and named on the run (``members_skipped``,
-``skipped_detail``); the rest of the course syncs.
+``skipped_detail``); the rest of the course syncs. Once a run succeeded, the hooks in
+``hooks.after_sync`` are told which course is fresh. A run's state travels as one ``RunState``.
 
 The reason stored on a failed run is shown to instructors: it is the tool's own words plus the
 platform's message (``ToolError.reason``), never the text of a database or other unexpected
@@ -20,18 +21,20 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Callable, Iterable
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from ..errors import ToolError
 from ..lti import nrps
-from ..lti.errors import PlatformError, ToolError
+from ..lti.errors import PlatformError
 from ..lti.service_client import ClientSettings, PlatformClient
 from ..models import Context, ContextSyncState, Membership, Registration, RosterSync, utcnow
-from . import lock
+from ..models.states import SyncStatus
+from . import hooks, lock
 from .pagewrite import write_page
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,27 @@ class Tally:
         self.skipped_names += labels[:max(room, 0)]
 
 
+@dataclass
+class Changes:
+    """Status changes the pages asked for, applied together only once the walk is complete."""
+    reactivate: list = field(default_factory=list)  # membership ids
+    deactivate: list = field(default_factory=list)  # (membership id, NRPS status)
+
+
+@dataclass
+class RunState:
+    """Everything one run carries from page to page."""
+    session: Session
+    run: RosterSync
+    registration: Registration
+    client: PlatformClient
+    lease: float  # seconds the course lock is held after each renewal
+    tally: Tally
+    session_factory: Callable[[], Session]
+    seen: SeenSet = field(default_factory=SeenSet)
+    changes: Changes = field(default_factory=Changes)
+
+
 def failure_reason(exc: BaseException) -> str:
     """What an instructor is told about a failed run: never an unexpected exception's text."""
     if isinstance(exc, ToolError):
@@ -98,15 +122,6 @@ def _report_skipped(run: RosterSync, tally: Tally) -> None:
     run.skipped_detail = named + (f" and {more} more" if more > 0 else "")
 
 
-def create_run(session: Session, context: Context, trigger: str, *, role: str | None = None,
-               rlid: str | None = None) -> RosterSync:
-    run = RosterSync(context_id=context.id, status="queued", trigger=trigger, role_filter=role,
-                     rlid=rlid, created_at=utcnow())
-    session.add(run)
-    session.commit()
-    return run
-
-
 def lease_seconds(settings: ClientSettings) -> float:
     """Long enough to cover one page's worst case of retries and timeouts."""
     return settings.retry_budget + 2 * (settings.connect_timeout + settings.read_timeout) + 60
@@ -116,18 +131,18 @@ def run_sync(session: Session, sync_id: int, settings: ClientSettings,
              session_factory: Callable[[], Session], *, full: bool = False) -> RosterSync:
     """Run a queued sync to its end; returns the run (succeeded, failed or skipped)."""
     run = session.get(RosterSync, sync_id)
-    if run is None or run.status != "queued":
+    if run is None or run.status != SyncStatus.QUEUED:
         return run
     lease = lease_seconds(settings)
     if lock.acquire(session, run.context_id, run.id, lease) is None:
         other = lock.holder(session, run.context_id)
-        run.status, run.finished_at = "skipped", utcnow()
+        run.status, run.finished_at = SyncStatus.SKIPPED, utcnow()
         run.error = f"Another sync of this course is already running (run #{other})."
         session.commit()
         return run
     tally = Tally(committed_at=time.monotonic())
     try:
-        run.status, run.started_at, run.heartbeat_at = "running", utcnow(), utcnow()
+        run.status, run.started_at, run.heartbeat_at = SyncStatus.RUNNING, utcnow(), utcnow()
         session.commit()
         _walk_and_apply(session, run, settings, session_factory, lease, full, tally)
     except Exception as exc:  # every failure is recorded on the run, then re-raised if unexpected
@@ -136,7 +151,7 @@ def run_sync(session: Session, sync_id: int, settings: ClientSettings,
         run.pages_fetched += tally.pending_pages  # read, but not yet reported
         run.members_seen += tally.pending_members
         _report_skipped(run, tally)
-        run.status, run.finished_at = "failed", utcnow()
+        run.status, run.finished_at = SyncStatus.FAILED, utcnow()
         run.error = failure_reason(exc)
         session.commit()
         if not isinstance(exc, ToolError):
@@ -145,6 +160,10 @@ def run_sync(session: Session, sync_id: int, settings: ClientSettings,
             log.warning("roster sync %r failed: %r", sync_id, run.error)
     finally:
         lock.release(session, run.context_id, run.id)
+    if run.status == SyncStatus.SUCCEEDED:
+        # A session of their own: whatever a hook leaves behind cannot touch the finished run.
+        with session_factory() as hook_session:
+            hooks.run_after_sync(hook_session, run.context_id)
     return run
 
 
@@ -157,18 +176,17 @@ def _walk_and_apply(session: Session, run: RosterSync, settings: ClientSettings,
         raise ToolError("This course has no Names and Role Provisioning Services URL yet.",
                         hint="Launch the tool once from the course as an instructor.",
                         code="no_memberships_url")
-    state = lock.state_for(session, context.id)
+    sync_state = lock.state_for(session, context.id)
     session.commit()  # no write transaction may stay open while the client stores a token
     filtered = bool(run.role_filter or run.rlid)
-    client = PlatformClient(session_factory, registration, settings)
-    seen = SeenSet()
-    changes = {"reactivate": [], "deactivate": []}
-    if state.differences_url and not filtered and not full:
+    state = RunState(session=session, run=run, registration=registration,
+                     client=PlatformClient(session_factory, registration, settings), lease=lease,
+                     tally=tally, session_factory=session_factory)
+    if sync_state.differences_url and not filtered and not full:
         run.used_differences = True
         session.commit()
         try:
-            last = _walk(session, run, registration, client, state.differences_url, seen, changes,
-                         lease, tally, role=None, rlid=None)
+            last = _walk(state, sync_state.differences_url, role=None, rlid=None)
         except PlatformError as exc:
             if tally.pages or exc.http_status not in (400, 404, 410):
                 raise
@@ -177,24 +195,24 @@ def _walk_and_apply(session: Session, run: RosterSync, settings: ClientSettings,
             session.commit()
             last = None
         if last is not None:
-            _finish(session, run, state, client, changes, seen, last, complete=True, absent=False)
+            _finish(state, sync_state, last, complete=True, absent=False)
             return
-    last = _walk(session, run, registration, client, context.memberships_url, seen, changes, lease,
-                 tally, role=run.role_filter, rlid=run.rlid)
-    _finish(session, run, state, client, changes, seen, last, complete=not filtered,
-            absent=not filtered)
+    last = _walk(state, context.memberships_url, role=run.role_filter, rlid=run.rlid)
+    _finish(state, sync_state, last, complete=not filtered, absent=not filtered)
 
 
-def _walk(session: Session, run: RosterSync, registration: Registration, client: PlatformClient,
-          url: str, seen: SeenSet, changes: dict, lease: float, tally: Tally, *,
-          role: str | None, rlid: str | None) -> nrps.MembershipPage | None:
+def _walk(state: RunState, url: str, *, role: str | None,
+          rlid: str | None) -> nrps.MembershipPage | None:
+    """Write every page of one roster listing (NRPS 2.0 §2.3); the last page, for its links."""
     last = None
-    for page in nrps.iter_pages(client, url, role=role, rlid=rlid):
-        result = write_page(session, registration, run.context_id, page.members, utcnow())
+    tally = state.tally
+    for page in nrps.iter_pages(state.client, url, role=role, rlid=rlid):
+        result = write_page(state.session, state.registration, state.run.context_id, page.members,
+                            utcnow())
         for mid in result.membership_ids:
-            seen.add(mid)
-        changes["reactivate"] += result.reactivate
-        changes["deactivate"] += result.deactivate
+            state.seen.add(mid)
+        state.changes.reactivate += result.reactivate
+        state.changes.deactivate += result.deactivate
         tally.pages += 1
         tally.pending_pages += 1
         tally.pending_members += result.members
@@ -206,40 +224,40 @@ def _walk(session: Session, run: RosterSync, registration: Registration, client:
         # clean); unchanged pages report progress twice a second.
         if result.rows_written or result.skipped or page.next_url is None or \
                 time.monotonic() - tally.committed_at >= PROGRESS_EVERY:
-            _commit_progress(session, run, client, lease, tally)
+            _commit_progress(state)
     return last
 
 
-def _commit_progress(session: Session, run: RosterSync, client: PlatformClient, lease: float,
-                     tally: Tally) -> None:
+def _commit_progress(state: RunState) -> None:
     """The pages' rows and the progress the instructor page polls, in one commit."""
+    run, tally, session = state.run, state.tally, state.session
     run.pages_fetched += tally.pending_pages
     run.members_seen += tally.pending_members
     run.rows_written += tally.pending_rows
     _report_skipped(run, tally)
-    run.retries = client.retries
+    run.retries = state.client.retries
     run.heartbeat_at = utcnow()
-    if not lock.renew(session, run.context_id, run.id, lease):
+    if not lock.renew(session, run.context_id, run.id, state.lease):
         raise ToolError("This sync lost its hold on the course to another run.", code="lock_lost")
     session.commit()
     tally.pending_pages = tally.pending_members = tally.pending_rows = 0
     tally.committed_at = time.monotonic()
 
 
-def _finish(session: Session, run: RosterSync, state: ContextSyncState, client: PlatformClient,
-            changes: dict, seen: SeenSet, last: nrps.MembershipPage | None, *, complete: bool,
-            absent: bool) -> None:
+def _finish(state: RunState, sync_state: ContextSyncState, last: nrps.MembershipPage | None, *,
+            complete: bool, absent: bool) -> None:
     """Apply every status change in one transaction, then mark the run succeeded."""
+    session, run, changes = state.session, state.run, state.changes
     now = utcnow()
     written = 0
-    for ids in _chunks(changes["reactivate"]):
+    for ids in _chunks(changes.reactivate):
         written += session.execute(
             update(Membership).where(Membership.id.in_(ids), Membership.is_active.is_(False))
             .values(is_active=True, status_reason=None, inactive_at=None, last_synced_at=now)
             .execution_options(synchronize_session=False)).rowcount
     dropped = 0
     for reason in ("Inactive", "Deleted"):
-        ids_for = [mid for mid, status in changes["deactivate"] if status == reason]
+        ids_for = [mid for mid, status in changes.deactivate if status == reason]
         for ids in _chunks(ids_for):
             count = session.execute(
                 update(Membership).where(Membership.id.in_(ids),
@@ -249,19 +267,20 @@ def _finish(session: Session, run: RosterSync, state: ContextSyncState, client: 
                 .execution_options(synchronize_session=False)).rowcount
             dropped += count
     if absent:
-        gone = [mid for mid in _active_ids(session, run.context_id, run.started_at) if mid not in seen]
+        gone = [mid for mid in _active_ids(session, run.context_id, run.started_at)
+                if mid not in state.seen]
         for ids in _chunks(gone):
             dropped += session.execute(
                 update(Membership).where(Membership.id.in_(ids), Membership.is_active.is_(True))
                 .values(is_active=False, status_reason="absent", inactive_at=now, last_synced_at=now)
                 .execution_options(synchronize_session=False)).rowcount
     if complete:
-        state.last_success_at = now
-        state.differences_url = last.differences_url if last is not None else None
+        sync_state.last_success_at = now
+        sync_state.differences_url = last.differences_url if last is not None else None
     run.rows_written += written + dropped
     run.members_dropped = dropped
-    run.retries = client.retries
-    run.status, run.finished_at = "succeeded", now
+    run.retries = state.client.retries
+    run.status, run.finished_at = SyncStatus.SUCCEEDED, now
     session.commit()
 
 
@@ -277,24 +296,3 @@ def _active_ids(session: Session, context_id: int, started: datetime) -> Iterabl
 def _chunks(values: list, size: int = CHUNK):
     for i in range(0, len(values), size):
         yield values[i:i + size]
-
-
-def due_for_schedule(session: Session, interval: int, now: datetime | None = None) -> list[int]:
-    """Courses with a memberships URL whose last good sync is older than ``interval`` seconds.
-
-    A course with a run queued or running, or any attempt within the last hour (or interval,
-    if shorter), is left alone, so a failing platform is retried hourly, not every minute.
-    """
-    now = now or utcnow()
-    stale = now - timedelta(seconds=interval)
-    recent = now - timedelta(seconds=min(interval, 3600))
-    busy = (select(RosterSync.context_id).where(
-        or_(RosterSync.created_at > recent,
-            RosterSync.status.in_(("queued", "running")) & (RosterSync.created_at > now - timedelta(hours=6)))))
-    stmt = (select(Context.id).outerjoin(ContextSyncState, ContextSyncState.context_id == Context.id)
-            .where(Context.memberships_url.is_not(None),
-                   or_(ContextSyncState.last_success_at.is_(None),
-                       ContextSyncState.last_success_at < stale),
-                   Context.id.not_in(busy))
-            .order_by(Context.id))
-    return list(session.scalars(stmt))

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..lti import roles as role_vocab
 from ..models import ContextSyncState, Membership, RosterSync, User
+from ..models.states import SyncStatus
 
 ROLE_FILTERS = role_vocab.FILTERS
 STATUSES = ("active", "inactive")
@@ -121,14 +122,14 @@ def counts(session: Session, context_id: int) -> dict:
 
 def last_run(session: Session, context_id: int) -> RosterSync | None:
     return session.scalars(select(RosterSync).where(RosterSync.context_id == context_id,
-                                                    RosterSync.status != "skipped")
+                                                    RosterSync.status != SyncStatus.SKIPPED)
                            .order_by(RosterSync.id.desc())).first()
 
 
 def expected_members(session: Session, context_id: int) -> int:
     """How many members the last good unfiltered sync saw: the progress bar's full length."""
     return session.scalar(select(RosterSync.members_seen).where(
-        RosterSync.context_id == context_id, RosterSync.status == "succeeded",
+        RosterSync.context_id == context_id, RosterSync.status == SyncStatus.SUCCEEDED,
         and_(RosterSync.role_filter.is_(None), RosterSync.rlid.is_(None)),
         RosterSync.used_differences.is_(False)).order_by(RosterSync.id.desc()).limit(1)) or 0
 
@@ -140,9 +141,9 @@ def _plural(n: int, word: str) -> str:
 def summary(run: RosterSync, expected: int = 0) -> str:
     """A run in an instructor's words: "30 members, 2 left the course"."""
     seen = run.members_seen or 0
-    if run.status == "queued":
+    if run.status == SyncStatus.QUEUED:
         return "Waiting to start."
-    if run.status == "running":
+    if run.status == SyncStatus.RUNNING:
         # The last sync's count is only a guess at the total: once passed, just count.
         return (f"{seen} of about {_plural(expected, 'member')} so far." if expected > seen
                 else f"{_plural(seen, 'member')} so far.")
@@ -152,7 +153,7 @@ def summary(run: RosterSync, expected: int = 0) -> str:
     skipped = getattr(run, "members_skipped", 0) or 0
     if skipped:
         parts.append(f"{skipped} could not be stored")
-    if run.status == "failed":
+    if run.status == SyncStatus.FAILED:
         return f"Stopped after {parts[0]}." if seen else "Stopped before any member was read."
     return ", ".join(parts) + "."
 
@@ -161,8 +162,9 @@ def run_dict(run: RosterSync | None, expected: int = 0) -> dict | None:
     if run is None:
         return None
     iso = lambda d: d.isoformat() + "Z" if d else None  # noqa: E731 (naive UTC)
-    return {"id": run.id, "status": run.status, "trigger": run.trigger,
-            "running": run.status in ("queued", "running"), "pages_fetched": run.pages_fetched,
+    return {"id": run.id, "status": str(run.status), "trigger": run.trigger,
+            "running": run.status in (SyncStatus.QUEUED, SyncStatus.RUNNING),
+            "pages_fetched": run.pages_fetched,
             "members_seen": run.members_seen, "expected_members": max(expected, run.members_seen),
             "rows_written": run.rows_written, "members_dropped": run.members_dropped,
             "retries": run.retries, "used_differences": run.used_differences,

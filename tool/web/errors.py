@@ -11,7 +11,7 @@ import logging
 from flask import Flask, current_app, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from ..lti.errors import ToolError
+from ..errors import ToolError
 
 log = logging.getLogger("tool.web")
 

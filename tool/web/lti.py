@@ -8,14 +8,13 @@ from flask import Blueprint, current_app, jsonify, redirect, request
 
 from ..db import db
 from ..lti import LaunchError, LaunchSettings, begin_login, validate_launch
+from ..lti import ags, nrps
 from ..lti import keys as tool_keys
 from ..roster.provision import provision_from_launch
 from . import dispatch, sessions
 
 bp = Blueprint("lti", __name__)
 log = logging.getLogger("tool.lti")
-
-NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 
 
 def base_url() -> str:
@@ -80,20 +79,21 @@ def jwks():
 def canvas_config():
     """Canvas developer key configuration, for "Enter URL" (facts sheet section 4).
 
-    Only what answers today is advertised: the course navigation launch and the roster scope
-    (NRPS). The deep-linking placements (assignment_selection, link_selection) and the AGS scopes
-    join when the tool answers deep linking and sends scores; a Canvas admin would otherwise
-    see menu entries that fail and grant scopes nothing uses.
+    The course navigation launch; the deep linking placements where an instructor adds an
+    assessment as an assignment (``assignment_selection``) or a module item
+    (``link_selection``), both ``LtiDeepLinkingRequest`` (Deep Linking 2.0 §4.4); the AGS
+    scopes the tool sends scores and reads results with (AGS 2.0 §3.1) and the roster scope.
     """
     base = base_url()
     target = launch_url()
+    title = current_app.config["TOOL_TITLE"]
     return jsonify({
         "title": current_app.config["TOOL_TITLE"],
         "description": current_app.config["TOOL_DESCRIPTION"],
         "oidc_initiation_url": base + "/lti/login",
         "target_link_uri": target,
         "public_jwk_url": base + "/.well-known/jwks.json",
-        "scopes": [NRPS_SCOPE],
+        "scopes": [*ags.ALL_SCOPES, nrps.SCOPE],
         "extensions": [{
             "platform": "canvas.instructure.com",
             "domain": urlsplit(base).hostname,
@@ -103,7 +103,11 @@ def canvas_config():
                 "text": current_app.config["TOOL_TITLE"],
                 "placements": [
                     {"placement": "course_navigation", "message_type": "LtiResourceLinkRequest",
-                     "target_link_uri": target, "text": current_app.config["TOOL_TITLE"]},
+                     "target_link_uri": target, "text": title},
+                    {"placement": "assignment_selection", "message_type": "LtiDeepLinkingRequest",
+                     "target_link_uri": target, "text": title},
+                    {"placement": "link_selection", "message_type": "LtiDeepLinkingRequest",
+                     "target_link_uri": target, "text": title},
                 ],
             },
         }],

@@ -13,11 +13,10 @@ from typing import Iterator
 
 from flask import Blueprint, Response, jsonify, redirect, request, stream_with_context
 
-from .. import jobs
 from ..db import db
-from ..lti.errors import ToolError
+from ..errors import ToolError
 from ..models import Context, ContextSyncState
-from ..roster import export, view
+from ..roster import export, runs, view
 from . import sessions
 
 bp = Blueprint("roster", __name__)
@@ -93,9 +92,9 @@ def sync_now():
                         hint="Ask your administrator to give the tool's developer key the "
                              "Names and Role Provisioning scope.", code="no_memberships_url",
                         status=409)
-    run = jobs.pending_run(db.session, context.id)
+    run = runs.pending_run(db.session, context.id)
     if run is None:
-        run = jobs.enqueue_sync(db.session, context, "manual")
+        run = runs.enqueue_sync(db.session, context, "manual")
     if request.accept_mimetypes.best == "application/json":
         return jsonify({"sync": view.run_dict(run)}), 202
     return redirect(sessions.page_url("instructor", page.reference), code=303)

@@ -1,10 +1,12 @@
 """Headers every answer carries, and what the tool trusts from proxies.
 
 - Content-Security-Policy (CSP Level 3): scripts, styles, images, fetches and form posts from the
-  tool's own origin only, so nothing inline runs. ``frame-ancestors`` lets a page be framed by
-  the platform that launched it (``flask.g.frame_ancestors``, set when a request loaded a page
-  session) and, for pages that hold nothing personal, by any https origin: Canvas shows tools in
-  an iframe, so ``X-Frame-Options`` (which cannot name several origins) is never sent.
+  tool's own origin only, so nothing inline runs. The one page that posts elsewhere, the deep
+  linking answer, adds the platform's return origin to ``form-action`` (``flask.g.form_action``).
+  ``frame-ancestors`` lets a page be framed by the platform that launched it
+  (``flask.g.frame_ancestors``, set when a request loaded a page session) and, for pages that
+  hold nothing personal, by any https origin: Canvas shows tools in an iframe, so
+  ``X-Frame-Options`` (which cannot name several origins) is never sent.
 - Forwarded headers: ``X-Forwarded-*`` are honoured only from ``PROXY_HOPS`` proxies
   (Werkzeug ProxyFix), ``X-Forwarded-Prefix`` only with ``TRUST_FORWARDED_PREFIX=1`` and only
   when it is a plain path, never ``//host`` (which browsers read as another site).
@@ -42,14 +44,19 @@ def frame_ancestors_for(origins) -> list[str]:
     return kept or ["'none'"]
 
 
-def content_security_policy(frame_sources: list[str]) -> str:
+def form_action_for(origins) -> list[str]:
+    """``'self'`` plus the bare origins a page may post a form to; anything else is dropped."""
+    return ["'self'"] + [o for o in (origins or []) if isinstance(o, str) and _ORIGIN.match(o)]
+
+
+def content_security_policy(frame_sources: list[str], form_sources: list[str] | None = None) -> str:
     return "; ".join([
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self'",
         "connect-src 'self'",
-        "form-action 'self'",
+        "form-action " + " ".join(form_sources or ["'self'"]),
         "base-uri 'none'",
         "frame-ancestors " + " ".join(frame_sources),
     ])
@@ -69,7 +76,9 @@ def _add_headers(response):
     origins = g.get("frame_ancestors")
     frame_sources = (frame_ancestors_for(origins) if origins is not None
                      else frame_ancestors_default(current_app.config["TOOL_BASE_URL"]))
-    response.headers["Content-Security-Policy"] = content_security_policy(frame_sources)
+    # Only the deep linking answer posts elsewhere: to the platform's return URL (g.form_action).
+    response.headers["Content-Security-Policy"] = content_security_policy(
+        frame_sources, form_action_for(g.get("form_action")))
     # Page references ride in URLs: never hand them to another site in a Referer.
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers["X-Content-Type-Options"] = "nosniff"

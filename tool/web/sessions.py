@@ -36,8 +36,8 @@ from sqlalchemy import and_, delete, select
 from sqlalchemy.orm import Session
 
 from ..db import db
-from ..lti import Launch, roles
-from ..lti.errors import AccessDenied, SessionExpired
+from ..lti import Launch, deep_linking, roles
+from ..errors import AccessDenied, SessionExpired
 from ..models import Context, Membership, PageSession, Registration, User, utcnow
 
 log = logging.getLogger("tool.web")
@@ -169,6 +169,7 @@ def start(session: Session, launch: Launch, user_id: int, context_id: int | None
         resource_link_id=resource_link_id, view=view, roles=list(launch.roles or ()),
         frame_origins=frame_origins(getattr(registration, "platform_url", None), launch.issuer,
                                     launch.return_url),
+        deep_linking=deep_linking.session_record(launch),
         created_at=now, expires_at=now + timedelta(seconds=current_app.config["SESSION_LIFETIME"])))
     if random.random() < SWEEP_CHANCE:  # keeps the table small without a dedicated sweeper
         sweep(session, now)

@@ -47,6 +47,7 @@ def upgrade() -> None:
     sa.Column('lineitem_score_maximum', sa.Float(), nullable=True),
     sa.Column('lineitem_error', sa.Text(), nullable=True),
     sa.Column('results_read_at', sa.DateTime(), nullable=True),
+    sa.Column('results_requested_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['context_id'], ['contexts.id'], name=op.f('fk_assessments_context_id_contexts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['copied_from_id'], ['assessments.id'], name=op.f('fk_assessments_copied_from_id_assessments'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['created_by_user_id'], ['users.id'], name=op.f('fk_assessments_created_by_user_id_users'), ondelete='SET NULL'),
