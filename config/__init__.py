@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -100,22 +102,57 @@ def check_base_url(raw: str) -> tuple[str, str | None]:
 
 
 def _secret_key(key_dir: Path) -> str:
-    """SECRET_KEY from the environment, else one generated on first start and kept on disk."""
+    """SECRET_KEY from the environment, else one generated on first start and kept on disk.
+
+    Several processes may start together on an empty key folder (gunicorn's workers, a job
+    worker): each writes its candidate to a private temporary file and links it into place,
+    which succeeds for exactly one of them, so the file is never seen half-written and every
+    process ends up with the winner's secret.
+    """
     configured = _env("SECRET_KEY")
     if configured:
         return configured
     path = key_dir / "secret_key"
     try:
         key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if path.exists():
-            return path.read_text().strip()
-        value = secrets.token_urlsafe(48)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(value)
+        if not path.exists():
+            _publish_secret(key_dir, path, secrets.token_urlsafe(48))
+        return _read_secret(path)
     except OSError as exc:
         raise key_dir_error(key_dir, exc) from None
-    return value
+
+
+def _publish_secret(key_dir: Path, path: Path, value: str) -> None:
+    """Put ``value`` at ``path`` unless another process got there first (then keep theirs)."""
+    fd, temp = tempfile.mkstemp(prefix=".secret_key.", dir=key_dir)  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temp, path)  # atomic, and fails if the name exists
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(temp)
+
+
+SECRET_WAIT_SECONDS = 5.0
+
+
+def _read_secret(path: Path) -> str:
+    """The stored secret; an empty file (one being written by an older version's start) is
+    waited for briefly rather than taken as an empty secret."""
+    deadline = time.monotonic() + SECRET_WAIT_SECONDS
+    while True:
+        value = path.read_text().strip()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise StartupError("SECRET_KEY", f"the generated secret in {str(path)!r} is empty",
+                               "Delete that file (a new one is made on start) or set SECRET_KEY")
+        time.sleep(0.05)
 
 
 def key_dir_error(key_dir: Path, exc: OSError) -> StartupError:
@@ -160,7 +197,7 @@ class Settings:
     http_connect_timeout: float = 5.0
     http_read_timeout: float = 15.0
     redis_url: str | None = None
-    # Roster sync (issue 3): a launch skips the sync when one succeeded this recently; every
+    # Roster sync: a launch skips the sync when one succeeded this recently; every
     # known course is re-synced this often without a launch.
     roster_freshness: int = 600
     roster_sync_interval: int = 24 * 3600

@@ -106,6 +106,16 @@ def test_pages_send_a_strict_policy_and_carry_no_inline_code(lms):
         assert asset.headers["X-Content-Type-Options"] == "nosniff"
 
 
+def test_no_template_carries_inline_code():
+    """Every template, not only the pages tests open: the policy would silently block inline code."""
+    from pathlib import Path
+    inline = re.compile(r"<script(?![^>]*\bsrc=)|<style|\sstyle=|\son[a-z]+=|javascript:", re.I)
+    templates = Path(__file__).resolve().parent.parent / "tool" / "templates"
+    found = [(path.name, match.group(0)) for path in templates.rglob("*.html")
+             for match in inline.finditer(path.read_text())]
+    assert len(list(templates.rglob("*.html"))) > 10 and found == [], found
+
+
 def test_pages_after_a_launch_frame_only_in_that_platform(lms):
     page = lms.launch(lms.teacher)
     ancestors = _csp(page)["frame-ancestors"]
@@ -159,8 +169,20 @@ def test_401_asks_to_sign_in_through_the_course_without_claiming_a_session(tool)
         assert resp.status_code == 401
         text = resp.text.lower()
         assert "sign in through your course" in text
-        assert "session has ended" not in text and "session has expired" not in text
+        assert "has ended" not in text and "expired" not in text
         assert "sign in through your course" in _title(resp.text).lower()
+
+
+def test_a_newline_from_outside_cannot_forge_a_log_line(tool, caplog):
+    """A refusal is logged with the path and the reason, both of which can carry outside text."""
+    from tool.errors import ToolError
+    forged = "x\n2030-01-01 00:00:00 INFO tool.lti: launch accepted"
+    with caplog.at_level("INFO"), tool.app.test_request_context("/instructor%0A" + forged.replace("\n", "%0A")):
+        response = tool.app.handle_user_exception(ToolError(f"No platform with issuer {forged}."))
+    assert response.status_code == 400
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("tool")]
+    assert any("launch accepted" in line for line in logged), logged
+    assert not any("\n" in line for line in logged), logged
 
 
 def _post_raw(base_url: str, head: str, chunks) -> tuple[int, bytes]:

@@ -215,9 +215,20 @@ def test_removing_the_registration_ends_its_sessions(tool, lms, db_session):
 # -- what the answers carry ------------------------------------------------------------------
 
 def test_pages_with_personal_data_are_never_stored(tool, lms):
+    from grading.assesskit import create, start
     teacher = _t(lms.launch(lms.teacher))
     student = _t(lms.launch(lms.student))
-    answers = [_get(tool, path, teacher) for path in INSTRUCTOR_PAGES] + [_get(tool, "/student", student)]
+    assessment_id = create(tool, teacher)
+    attempt_id = start(tool, student, assessment_id)
+    instructor_pages = (*INSTRUCTOR_PAGES, "/instructor/gradebook", "/instructor/gradebook/status",
+                        "/instructor/assessments", f"/instructor/assessments/{assessment_id}",
+                        f"/instructor/assessments/{assessment_id}/attempts",
+                        f"/instructor/attempts/{attempt_id}")
+    student_pages = ("/student", f"/student/assessments/{assessment_id}")
+    answers = ([_get(tool, path, teacher) for path in instructor_pages]
+               + [_get(tool, path, student) for path in student_pages]
+               + [requests.post(f"{tool.base_url}/student/attempts/{attempt_id}/save", params={"t": student},
+                                json={"answers": {}}, timeout=10)])
     for resp in answers:
         assert resp.status_code == 200, resp.url
         assert resp.headers.get("Cache-Control") == "no-store", resp.url

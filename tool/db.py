@@ -10,6 +10,7 @@ whatever the process umask.
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -88,7 +89,33 @@ def _private_wal_files(path: Path) -> None:
             pass
 
 
+# Every engine this process made, so a forked child can drop the pools it inherited.
+_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+
+def _fresh_pools_after_fork() -> None:
+    """In a forked child (gunicorn ``--preload``, multiprocessing), forget the parent's connections.
+
+    A pooled connection is a socket (or a SQLite handle) the parent still uses: two processes
+    talking on one PostgreSQL connection interleave their statements and both fail. ``close=False``
+    leaves the parent's connections open for the parent and gives the child an empty pool.
+    """
+    for engine in list(_engines):
+        engine.dispose(close=False)
+    db.session.registry.clear()  # a session of the forking thread would hold an old connection
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_pools_after_fork)
+
+
 def make_engine(url: str) -> Engine:
+    engine = _make_engine(url)
+    _engines.add(engine)
+    return engine
+
+
+def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = sqlite_path(url)
         if path is not None:

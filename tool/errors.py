@@ -42,7 +42,8 @@ class SessionExpired(ToolError):
     """No usable page session: missing, forged, revoked or past its lifetime."""
 
     status = 401
-    title = "Your session has ended"
+    # Most 401s come from a link opened without any launch: claim no session existed.
+    title = "Please sign in through your course"
 
 
 class NotFound(ToolError):

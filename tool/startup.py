@@ -8,7 +8,10 @@ PostgreSQL is not running.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
+import sys
+import threading
 from pathlib import Path
 
 from alembic.util.exc import CommandError
@@ -81,8 +84,29 @@ def open_database(app, settings: Settings) -> None:
 
 
 def migrate_and_key(settings: Settings) -> None:
-    """Bring the schema to head and make sure a signing key exists (first start makes one)."""
-    from .lti import keys
+    """Bring the schema to head and make sure a signing key exists (first start makes one).
+
+    Both happen under the database's start-up lock (an advisory lock on PostgreSQL, a lock file
+    beside a SQLite database): processes started together do the work once, the rest wait for it.
+    """
+    from .locks import LockTimeout
+    from .migrate import startup_lock
+    try:
+        with startup_lock(db.engine):
+            _migrate(settings)
+            _ensure_key(settings)
+    except LockTimeout as exc:
+        raise StartupError("DATABASE_URL", f"{exc} (a migration still running?)",
+                           "Let that process finish, or stop it if it is stuck, then start again") from None
+    except SQLAlchemyError as exc:
+        raise database_error(settings.database_url, exc) from None
+    except OSError as exc:  # the lock file beside a SQLite database
+        raise StartupError("DATABASE_URL", f"cannot create the start-up lock file beside the SQLite "
+                           f"database ({os_reason(exc)})",
+                           "Point DATABASE_URL at a folder the tool's user can write") from None
+
+
+def _migrate(settings: Settings) -> None:
     from .migrate import upgrade
     try:
         upgrade(db.engine)
@@ -93,12 +117,20 @@ def migrate_and_key(settings: Settings) -> None:
         raise StartupError("DATABASE_URL", f"the database's schema is not one this version of the tool "
                            f"knows ({str(exc).splitlines()[0]})",
                            "Run the tool version that last upgraded it, or use a new database") from None
+
+
+def _ensure_key(settings: Settings) -> None:
+    from .lti import keys
+    from .locks import LockTimeout
     try:
         keys.ensure_signing_key(db.session, settings.key_dir)
         # Read the private key now: an unreadable file should stop the start, not the first launch.
         keys.signing_key(db.session, settings.key_dir)
     except OSError as exc:
         raise key_dir_error(Path(settings.key_dir), exc) from None
+    except LockTimeout as exc:
+        raise StartupError("TOOL_KEY_DIR", str(exc),
+                           "Let that process finish, or stop it if it is stuck, then start again") from None
     except SQLAlchemyError as exc:
         raise database_error(settings.database_url, exc) from None
     finally:
@@ -114,3 +146,19 @@ def open_job_queue(app, settings: Settings) -> None:
         raise StartupError("JOBS_DB", f"cannot use {str(settings.jobs_path)!r} for the job queue "
                            f"({reason})",
                            "Point JOBS_DB at a file in a folder the tool's user can write") from None
+    from .jobs import heartbeat
+    heartbeat.register(app)
+
+
+def _fresh_queue_after_fork() -> None:
+    """A forked child opens its own handle on the SQLite job queue (huey keeps one per process
+    and would otherwise share the parent's); a Redis pool notices the new pid by itself."""
+    jobs = sys.modules.get("tool.jobs")  # no import inside a fork hook
+    storage = getattr(getattr(jobs, "huey", None), "storage", None)
+    if hasattr(storage, "_conn") and hasattr(storage, "lock"):
+        storage._conn = None
+        storage.lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_queue_after_fork)

@@ -390,3 +390,15 @@ def test_speedgrader_opens_the_review_for_staff_and_the_result_for_its_student(l
     assert _review_launch(lms, stranger, attempt, course=other).status_code == 403
     gone = _review_launch(lms, lms.teacher, 987654)
     assert gone.status_code == 404
+
+
+@pytest.mark.parametrize("target", [
+    "https://tool.example/lti/launch?review_attempt=99999999999",  # past an INTEGER column
+    "https://tool.example/lti/launch?review_attempt=%C2%B2",  # "²": isdigit() yes, int() no
+    "https://[tool/lti/launch?review_attempt=1",  # urlsplit refuses the host
+    "https://tool.example/lti/launch?review_attempt=-1",
+])
+def test_a_review_target_that_names_no_plausible_attempt_is_no_review(target):
+    from tool.grading.links import review_attempt_id
+    assert review_attempt_id(target) is None
+    assert review_attempt_id("https://tool.example/lti/launch?review_attempt=42") == 42

@@ -105,6 +105,8 @@ def test_bad_form_input_never_gets_a_500(tool, lms):
         {"title": "t", **{f"q{i}_kind": "text" for i in range(150)}},
         {"title": "t", "q1_kind": "<script>", "q1_key": "../../etc", "scoring_policy": "random"},
         {"title": "t", "q999_kind": "multi", "q999_options": "a\nb", "q999_correct": "0, -1, x"},
+        # "²" passes str.isdigit() but int() refuses it
+        {"title": "t", "attempts_allowed": "²", "q1_kind": "choice", "q1_options": "a\nb", "q1_correct": "²"},
         {"action": "add", "new_kind": "\x00"},
         {},
     ]

@@ -258,6 +258,24 @@ def test_a_student_cannot_read_another_students_attempt(tool, lms):
     assert post(tool, f"/student/attempts/{attempt_id}/save", other_t, {}).status_code == 404
 
 
+def test_odd_answers_are_ignored_not_a_500(tool, lms):
+    """Digits int() refuses ("²", 5,000 digits) and JSON numbers too big for a float."""
+    assessment_id = create(tool, launch(lms))
+    t = launch(lms, lms.student)
+    attempt_id = start(tool, t, assessment_id)
+    k = keys(tool, assessment_id)
+    save = f"{tool.base_url}/student/attempts/{attempt_id}/save"
+    for odd in ("²", "9" * 5000, "1e999"):
+        r = post(tool, f"/student/attempts/{attempt_id}/save", t, {f"a_{k[0]}": odd, f"a_{k[1]}": [odd, "0"]})
+        assert r.status_code == 200, (odd[:8], r.status_code)
+    r = requests.post(save, params={"t": t}, json={"answers": {k[0]: "²", k[1]: [10**400, 0], k[2]: 10**400}},
+                      timeout=10)
+    assert r.status_code == 200, r.text[:300]
+    submitted = post(tool, f"/student/attempts/{attempt_id}/submit", t, {})
+    assert submitted.status_code == 200
+    assert attempts(tool, assessment_id)[0].answers[k[1]] == [0]
+
+
 def test_a_session_that_ends_mid_attempt_loses_no_saved_answer(tool, lms):
     from tool.db import db
     from tool.models import PageSession, utcnow
@@ -278,3 +296,52 @@ def test_a_session_that_ends_mid_attempt_loses_no_saved_answer(tool, lms):
     assert f'id="attempt-{attempt_id}"' in page.text
     assert 'value="9.81"' in page.text and re.search(rf'id="a_{k[0]}-1"[^>]*checked', page.text)
     assert start(tool, t2, assessment_id) == attempt_id and len(attempts(tool, assessment_id)) == 1
+
+
+def _same_questions(tool, assessment_id, **settings) -> dict:
+    """The instructor's form for the questions as stored (same keys: no regrade by itself)."""
+    data = form(questions=[dict(q) for q in QUESTIONS], **settings)
+    for n, key in enumerate(keys(tool, assessment_id), start=1):
+        data[f"q{n}_key"] = key
+    return data
+
+
+def test_scores_and_right_answers_show_only_when_the_instructor_says(tool, lms):
+    teacher_t = launch(lms)
+    assessment_id = create(tool, teacher_t, show_scores="", show_answers="")
+    t = launch(lms, lms.student)
+    attempt_id = start(tool, t, assessment_id)
+    result = post(tool, f"/student/attempts/{attempt_id}/submit", t, answer_fields(tool, assessment_id))
+    assert result.status_code == 200 and "Submitted" in result.text
+    for page in (result, get(tool, "/student", t), get(tool, f"/student/assessments/{assessment_id}", t)):
+        assert "10 / 10" not in page.text and "Right answer:" not in page.text, page.url
+
+    # Released later: the same attempt now shows its score and the right answers; nothing is
+    # regraded or sent again for it.
+    r = post(tool, f"/instructor/assessments/{assessment_id}", teacher_t,
+             _same_questions(tool, assessment_id, show_scores="1", show_answers="1"))
+    assert r.status_code == 200 and "Changes saved." in r.text
+    shown = get(tool, f"/student/attempts/{attempt_id}", t).text
+    assert "10 / 10" in shown and re.search(r"Right answer:</span>\s*Whale", shown)
+    assert len(deliveries(tool, assessment_id)) == 1
+
+
+def test_a_key_change_sends_only_the_scores_it_changed(tool, lms):
+    teacher_t = launch(lms)
+    assessment_id = create(tool, teacher_t)
+    other = lms.platform.add_user(name="Olga Other")
+    lms.platform.enroll(lms.course, other)
+    for user, numeric in ((lms.student, "9.7"), (other, "9.81")):  # 5 of 10, then 10 of 10
+        t = launch(lms, user)
+        attempt_id = start(tool, t, assessment_id)
+        post(tool, f"/student/attempts/{attempt_id}/submit", t,
+             answer_fields(tool, assessment_id, numeric=numeric))
+    before = {d.user_id: d.score_given for d in deliveries(tool, assessment_id)}
+    assert sorted(before.values()) == [5, 10]
+
+    data = _same_questions(tool, assessment_id)
+    data["q3_tolerance"] = "0.2"  # 9.7 is right now; 9.81 stays right
+    assert "regraded" in post(tool, f"/instructor/assessments/{assessment_id}", teacher_t, data).text
+    new = deliveries(tool, assessment_id)[len(before):]
+    [changed] = [user for user, score in before.items() if score == 5]
+    assert [(d.user_id, d.score_given, d.reason) for d in new] == [(changed, 10, "regrade")]

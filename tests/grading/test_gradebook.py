@@ -98,6 +98,7 @@ def test_bad_input_gets_a_clear_answer_and_students_get_403(tool, lms, db_sessio
     t = page_token(lms.launch(lms.teacher))
     for data in ({"assessment_id": "abc", "user_id": "1"},
                  {"assessment_id": str(course.assessment_id), "user_id": "9" * 40},
+                 {"assessment_id": str(course.assessment_id), "user_id": "9" * 12},
                  {"assessment_id": "999999", "user_id": str(course.student_id)},
                  {"assessment_id": str(course.assessment_id), "user_id": str(course.student_id)}):
         answer = requests.post(tool.base_url + "/instructor/gradebook/resend", timeout=10,
@@ -105,6 +106,10 @@ def test_bad_input_gets_a_clear_answer_and_students_get_403(tool, lms, db_sessio
         assert answer.status_code in (404, 409), (data, answer.status_code)
         assert "Traceback" not in answer.text
     assert _get(tool, "/instructor/gradebook", t, assessment="x' OR 1=1").status_code == 404
+    assert _get(tool, "/instructor/gradebook", t, assessment="9" * 12).status_code == 404
+    for absurd in ("0", "-1", "9" * 5000, "²", "1e9", "\x00"):  # clamped to a page that exists
+        for path in ("/instructor/gradebook", "/instructor/gradebook/status"):
+            assert _get(tool, path, t, page=absurd, since=absurd).status_code == 200, (path, absurd[:8])
     student = page_token(lms.launch(lms.student))
     assert _get(tool, "/instructor/gradebook", student).status_code == 403
     assert _get(tool, "/instructor/gradebook/status", student).status_code == 403

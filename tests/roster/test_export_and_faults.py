@@ -255,7 +255,8 @@ print(json.dumps(modes))
                             timeout=120, preexec_fn=lambda: os.umask(0o022))
     assert result.returncode == 0, result.stderr[-2000:]
     modes = json.loads(result.stdout.strip().splitlines()[-1])
-    assert modes == {"data": "0o700", "tool.db": "0o600", "tool.db-wal": "0o600", "tool.db-shm": "0o600"}
+    assert modes == {"data": "0o700", "tool.db": "0o600", "tool.db-wal": "0o600", "tool.db-shm": "0o600",
+                     "tool.db.startup-lock": "0o600"}
 
 
 # -- the roster command line ---------------------------------------------------------------------

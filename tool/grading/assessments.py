@@ -138,7 +138,9 @@ def _question(raw: dict, n: int, errors: dict, existing_keys: set, used: set) ->
         elif any(len(o) > MAX_OPTION for o in options):
             bad("options", f"Keep each option under {MAX_OPTION} characters.")
         picks = [p for p in re.split(r"[\s,;]+", raw["correct"].strip()) if p]
-        if not picks or not all(p.isdigit() and 1 <= int(p) <= max(len(options), 1) for p in picks):
+        # isascii(): isdigit() also accepts "²", which int() refuses.
+        if not picks or not all(p.isascii() and p.isdigit() and 1 <= int(p) <= max(len(options), 1)
+                                for p in picks):
             bad("correct", f"Give the number of the right option (1 to {max(len(options), 1)}).")
             picks = []
         correct = sorted({int(p) - 1 for p in picks})
@@ -170,7 +172,7 @@ def parse(form, assessment: Assessment | None = None) -> dict:
     if len(instructions) > MAX_INSTRUCTIONS:
         errors["instructions"] = f"Keep the instructions under {MAX_INSTRUCTIONS} characters."
     attempts = values["attempts_allowed"].strip()
-    if not attempts.isdigit() or int(attempts) > MAX_ATTEMPTS:
+    if not (attempts.isascii() and attempts.isdigit()) or int(attempts) > MAX_ATTEMPTS:
         errors["attempts_allowed"] = f"Attempts allowed is a whole number from 0 to {MAX_ATTEMPTS} (0: no limit)."
     policy = values["scoring_policy"]
     if policy not in (ScoringPolicy.HIGHEST, ScoringPolicy.LATEST):

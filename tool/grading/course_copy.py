@@ -32,7 +32,7 @@ def source_of(session: Session, value: str | None, context: Context) -> Assessme
     None when the value names nothing, an assessment of this course, or one on another platform
     (a link cannot reach across platforms: copying from there would leak another school's work).
     """
-    if not value or not value.isdigit() or len(value) > 9:
+    if not value or not (value.isascii() and value.isdigit()) or len(value) > 9:
         return None
     source = session.get(Assessment, int(value))
     if source is None or source.context_id == context.id:

@@ -29,6 +29,12 @@ def review_attempt_id(target_link_uri: str | None) -> int | None:
     """The attempt a launch's ``target_link_uri`` names, or None (bounded, digits only)."""
     if not target_link_uri:
         return None
-    values = parse_qs(urlsplit(target_link_uri).query).get(REVIEW_PARAM) or []
+    try:
+        values = parse_qs(urlsplit(target_link_uri).query).get(REVIEW_PARAM) or []
+    except ValueError:  # urlsplit refuses some malformed hosts ("https://[x")
+        return None
     value = values[0] if values else ""
-    return int(value) if value.isdigit() and len(value) <= 12 else None
+    # Ids stop at 2**31 (an INTEGER column: PostgreSQL refuses larger values outright).
+    if not (value.isascii() and value.isdigit() and len(value) <= 10):
+        return None
+    return int(value) if 0 < int(value) < 2**31 else None

@@ -19,7 +19,10 @@ def number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:  # a JSON integer of hundreds of digits
+            return None
     else:
         text = str(value).strip().replace(",", ".")
         if not text or len(text) > 40:
@@ -31,14 +34,24 @@ def number(value: Any) -> float | None:
     return result if math.isfinite(result) else None
 
 
+def option_index(value: Any) -> int | None:
+    """An option's index from a typed value, or None: plain ASCII digits only, since ``int()``
+    refuses ``²`` (which ``isdigit()`` accepts) and strings of thousands of digits."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value < 10**9 else None
+    text = str(value).strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
+
+
 def clean_answer(question: dict, value: Any) -> Any:
     """An answer as stored: option indexes for choice/multi, text otherwise (bounded)."""
     kind = question.get("kind")
     count = len(question.get("options") or ())
     if kind in (QuestionKind.CHOICE, QuestionKind.MULTI):
         values = value if isinstance(value, list) else ([] if value in (None, "") else [value])
-        picked = sorted({int(v) for v in values
-                         if str(v).strip().isdigit() and int(str(v).strip()) < count})
+        picked = sorted({i for i in map(option_index, values) if i is not None and i < count})
         if kind == QuestionKind.CHOICE:
             return picked[0] if len(picked) == 1 else None
         return picked

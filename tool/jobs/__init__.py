@@ -87,6 +87,8 @@ def start_consumer(workers: int | None = None, *, periodic: bool = True,
     consumer = InProcessConsumer(huey, workers=workers or settings().jobs_workers,
                                  periodic=periodic, max_delay=max_delay, worker_type="thread")
     consumer.start()
+    from . import heartbeat
+    heartbeat.start(consumer, periodic=periodic)  # the instructor page warns when none beats
     return consumer
 
 

@@ -17,6 +17,8 @@ def jobs_worker(workers, no_periodic):
     from . import huey
     consumer = huey.create_consumer(workers=workers or current_app.config["SETTINGS"].jobs_workers,
                                     periodic=not no_periodic, worker_type="thread", max_delay=2.0)
+    from .heartbeat import start
+    start(consumer, periodic=not no_periodic)  # the instructor page warns when none beats
     consumer.run()
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..models import ToolKey, utcnow
 from ..errors import ToolError
+from ..locks import file_lock
 
 KEY_BITS = 2048
 _pem_cache: dict[str, bytes] = {}
@@ -67,13 +68,21 @@ def create_key(session: Session, key_dir: Path, *, signing: bool = True) -> Tool
 
 
 def ensure_signing_key(session: Session, key_dir: Path) -> ToolKey:
-    """First start: make a key when the tool has none that can sign (and its file exists)."""
-    key = session.scalars(select(ToolKey).where(ToolKey.is_signing.is_(True))).first()
-    if key is not None and (Path(key_dir) / key.private_key_file).exists():
+    """First start: make a key when the tool has none that can sign (and its file exists).
+
+    Processes starting together each hold the key folder's lock while they look and make, so
+    one makes the key and the others find it (start-up also holds the database's lock around
+    this, which covers machines sharing the folder over a network file system).
+    """
+    key_dir = Path(key_dir)
+    key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with file_lock(key_dir / ".keys.lock"):
+        key = session.scalars(select(ToolKey).where(ToolKey.is_signing.is_(True))).first()
+        if key is not None and (key_dir / key.private_key_file).exists():
+            return key
+        key = create_key(session, key_dir)
+        session.commit()
         return key
-    key = create_key(session, key_dir)
-    session.commit()
-    return key
 
 
 def rotate(session: Session, key_dir: Path) -> ToolKey:

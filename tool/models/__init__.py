@@ -6,10 +6,11 @@ from .roster import AccessToken, ContextSyncState, RosterSync
 from .security import UsedNonce
 from .sessions import PageSession
 from .grading import Assessment, Attempt, GradeChange, PlatformResult, ScoreDelivery, ServiceSlot
+from .workers import JobWorker
 from .states import AttemptStatus, DeliveryStatus, QuestionKind, ScoringPolicy, SyncStatus
 
 __all__ = ["Base", "utcnow", "Registration", "Deployment", "ToolKey", "User", "Context",
            "Membership", "ResourceLink", "UsedNonce", "RosterSync",
            "ContextSyncState", "AccessToken", "PageSession", "Assessment", "Attempt", "GradeChange", "PlatformResult",
            "ScoreDelivery", "ServiceSlot", "AttemptStatus", "DeliveryStatus", "QuestionKind",
-           "ScoringPolicy", "SyncStatus"]
+           "ScoringPolicy", "SyncStatus", "JobWorker"]

@@ -103,12 +103,12 @@ def picker():
     page, wanted, context = _picking()
     chosen = request.args.get("selected", "")
     return _picker_page(page, wanted, context,
-                        selected=[chosen] if chosen.isdigit() and len(chosen) <= 9 else [])
+                        selected=[chosen] if chosen.isascii() and chosen.isdigit() and len(chosen) <= 9 else [])
 
 
 def _chosen_ids(form) -> list[int]:
     values = form.getlist("assessment")[:MAX_CHOICES]
-    ids = [int(v) for v in values if isinstance(v, str) and v.isdigit() and len(v) <= 9]
+    ids = [int(v) for v in values if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) <= 9]
     return list(dict.fromkeys(ids))  # the order picked, each once
 
 

@@ -39,8 +39,10 @@ def _context(page: sessions.Page) -> Context:
 
 
 def _id(value) -> int | None:
+    """A row id from a form or query, or None; ids past 2**31 exist nowhere and PostgreSQL
+    refuses them against an INTEGER column (a 500 instead of "not found")."""
     value = value.strip() if isinstance(value, str) else ""
-    return int(value) if _ID.fullmatch(value) else None
+    return int(value) if _ID.fullmatch(value) and 0 < int(value) < 2**31 else None
 
 
 def _assessment(context: Context, raw, *, required: bool = False) -> Assessment | None:

@@ -194,8 +194,11 @@ def page_url(view: str, ref: str) -> str:
 # -- checking a request ----------------------------------------------------------------------
 
 def _ended(code: str) -> SessionExpired:
-    return SessionExpired("Your session with the tool has ended, or this link does not open one.",
-                          hint="Sign in through your course. Launch the tool again from it.",
+    # Only a record the tool holds proves a session existed; a forged or unknown reference
+    # must not be told that "its" session ended.
+    reason = ("Your session with the tool has ended." if code == "session_ended"
+              else "This link does not open a session with the tool.")
+    return SessionExpired(reason, hint="Sign in through your course. Launch the tool again from it.",
                           code=code)
 
 
