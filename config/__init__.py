@@ -215,7 +215,8 @@ class Settings:
     results_refresh: int = 300
     jobs_immediate: bool = False
     jobs_path: Path = ROOT / "instance" / "jobs.db"
-    jobs_workers: int = 2
+    # Enough threads for DELIVERY_CONCURRENCY scores in flight plus two waiting with their next row.
+    jobs_workers: int = 12
     run_migrations: bool = True
     # Lines for the operator found while reading the settings (printed once at start).
     warnings: list[str] = field(default_factory=list)
@@ -246,7 +247,7 @@ class Settings:
             results_refresh=_int("RESULTS_REFRESH_SECONDS", 300, minimum=10),
             roster_sync_interval=_int("ROSTER_SYNC_INTERVAL_SECONDS", 24 * 3600, minimum=60),
             service_retry_budget=float(_int("SERVICE_RETRY_SECONDS", 120)),
-            jobs_workers=_int("JOBS_WORKERS", 2, minimum=1),
+            jobs_workers=_int("JOBS_WORKERS", 12, minimum=1),
             jobs_immediate=_env("JOBS_IMMEDIATE", "0") == "1",
             jobs_path=Path(_env("JOBS_DB", str(ROOT / "instance" / "jobs.db"))),
         )

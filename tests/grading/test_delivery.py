@@ -104,11 +104,14 @@ def test_a_retry_after_an_unclear_try_makes_no_second_submission(tool, lms, db_s
     from tool.grading.sender import score_body
     course = make_course(tool, lms)
     _attempt, row = submit(db_session, course, 5.0, comment="Well done")
-    row.tries, row.http_status = 2, None  # the first try timed out: Canvas may have it
-    assert score_body(row, "sub")[EXT]["new_submission"] is False
-    assert score_body(row, "sub")["comment"] == "Well done"  # never lost for want of an answer
-    row.http_status = 429  # refused outright: Canvas made nothing
+    row.tries, row.http_status = 2, 429  # refused outright: Canvas made nothing
     assert score_body(row, "sub")[EXT]["new_submission"] is True
+    assert score_body(row, "sub")["comment"] == "Well done"
+    row.maybe_applied = True  # an earlier try timed out: Canvas may have applied it
+    assert score_body(row, "sub")[EXT]["new_submission"] is False
+    assert "comment" not in score_body(row, "sub")  # Canvas adds every comment it is sent
+    row.tries, row.http_status = 3, 429  # a later refusal does not undo that uncertainty
+    assert score_body(row, "sub")[EXT]["new_submission"] is False
     db_session.rollback()
 
 
@@ -211,6 +214,65 @@ def test_slots_hold_their_bound_under_concurrent_takers(tool, lms):
         thread.join(60)
     assert state["calls"] == 50
     assert 1 < state["peak"] <= bound
+
+
+def test_a_row_that_cannot_be_taken_gives_its_slot_back(tool, lms, db_session):
+    """The slot and the row are taken in one transaction: a row someone else took (or one not
+    due) rolls the slot back with it, and a taken row leaves exactly one slot held."""
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from tool import jobs
+    from tool.db import db
+    from tool.grading import sender, slots
+    from tool.models import ScoreDelivery
+    course = make_course(tool, lms)
+    _attempt, row = submit(db_session, course, 4.0)
+    settings = sender.SendSettings(client=jobs.client_settings(), concurrency=3, slot_wait=0.2)
+    with Session(db.engine, expire_on_commit=False) as session:
+        job = sender._read(session, row.id)
+        session.rollback()
+        session.execute(update(ScoreDelivery).where(ScoreDelivery.id == row.id).values(status="sent"))
+        session.commit()
+        assert sender._take(session, job, settings, force=False) == "skipped"
+        assert slots.in_use(session, lms.registration_id) == 0
+        session.execute(update(ScoreDelivery).where(ScoreDelivery.id == row.id).values(status="pending"))
+        session.commit()
+        taken, claim = sender._take(session, job, settings, force=False)
+        assert taken.tries == 1 and taken.status == "sending"
+        assert slots.in_use(session, lms.registration_id) == 1
+        sender._finish(session, taken, claim, sender.Outcome("pending", 503, "busy", delay=60))
+        assert slots.in_use(session, lms.registration_id) == 0
+        again = session.get(ScoreDelivery, row.id)
+        assert (again.status, again.http_status, again.lease_until) == ("pending", 503, None)
+
+
+def test_the_token_is_kept_in_memory_and_read_again_after_a_401(tool, lms):
+    from sqlalchemy import delete
+    from sqlalchemy.orm import Session
+
+    from tool import jobs
+    from tool.db import db
+    from tool.lti import ags
+    from tool.lti.service_client import PlatformClient
+    from tool.models import AccessToken, Registration
+    with tool.app.app_context():
+        registration = db.session.get(Registration, lms.registration_id)
+        client = PlatformClient(lambda: Session(db.engine), registration, jobs.client_settings())
+        db.session.remove()
+    scopes = [ags.SCOPE_LINEITEM]
+    before = lms.platform.token_requests
+    first = client.token(scopes)
+    with Session(db.engine) as session:  # the shared copy goes: this client still has its own
+        session.execute(delete(AccessToken).where(AccessToken.registration_id == lms.registration_id))
+        session.commit()
+    assert client.token(scopes) == first
+    assert lms.platform.token_requests - before == 1
+    lms.platform.revoke_tokens()  # the platform answers 401 to it now
+    client.get(lms.course.lineitems_url, scopes=scopes,
+               accept="application/vnd.ims.lis.v2.lineitemcontainer+json")
+    assert client.token(scopes) != first  # one refresh after the 401, kept in memory again
+    assert lms.platform.token_requests - before == 2
 
 
 # -- delivery over HTTP to the emulated Canvas -------------------------------------------------
@@ -399,3 +461,34 @@ def test_slot_rows_are_made_again_when_their_registration_was_replaced(tool, db_
         slots.release(db_session, reg, again[0], again[1])
     finally:
         env.stop()
+
+
+def test_a_timeout_after_canvas_applied_then_a_throttle_makes_one_submission_and_one_comment(
+        tool, lms, db_session, queue):
+    """Canvas stores the score, the answer never comes back (a timeout), the next try is
+    throttled, the one after succeeds: Canvas must hold one submission and one comment."""
+    course = make_course(tool, lms)
+    faults = lms.platform.ags_faults
+    faults.hang_seconds = 3.0  # longer than the tool's read timeout (2 s in these tests)
+    faults.fail_next("timeout_after_apply", 429, "throttle")
+    tool.settings.service_backoff = 0.2
+    _attempt, row = submit(db_session, course, 7.0, comment="Well done")
+    queue()
+    assert wait_for(lambda: _row(tool, row.id).status == "sent", timeout=60), _row(tool, row.id).last_error
+    held = cell(lms, course)
+    assert held.score == 7.0
+    assert len(held.attempts) == 1 and held.comments == ["Well done"]
+    assert _row(tool, row.id).maybe_applied and _row(tool, row.id).tries >= 2
+
+
+def test_a_5xx_on_a_score_is_not_retried_inside_the_call(tool, lms, db_session, queue):
+    """A 5xx may come after Canvas stored the score: the next try must come from the outbox,
+    marked as possibly applied (no second submission), not repeated blindly by the client."""
+    course = make_course(tool, lms)
+    lms.platform.ags_faults.fail_next(503)
+    tool.settings.service_backoff = 0.2
+    _attempt, row = submit(db_session, course, 6.0, comment="Good")
+    queue()
+    assert wait_for(lambda: _row(tool, row.id).status == "sent", timeout=60), _row(tool, row.id).last_error
+    sent = _row(tool, row.id)
+    assert sent.tries == 2 and sent.maybe_applied

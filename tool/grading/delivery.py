@@ -18,7 +18,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from sqlalchemy import event, func, or_, select, update
+from sqlalchemy import bindparam, event, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..models import (Assessment, Attempt, Context, Membership, ScoreDelivery, User, utcnow)
@@ -45,8 +45,19 @@ def next_timestamp(session: Session, assessment_id: int, user_id: int,
     """max(now, the last timestamp of this person and line item + 1 ms) (Canvas: 400 if older)."""
     last = session.scalar(select(func.max(ScoreDelivery.timestamp)).where(
         ScoreDelivery.assessment_id == assessment_id, ScoreDelivery.user_id == user_id))
+    return _after(last, now)
+
+
+def _after(last: datetime | None, now: datetime | None = None) -> datetime:
+    """max(now, last + 1 ms), to the millisecond."""
     now = _floor_ms(now or utcnow())
     return now if last is None or now >= last + ONE_MS else _floor_ms(last) + ONE_MS
+
+
+# Every row of one person and line item, oldest first; built once (a regrade queues a class).
+_EARLIER = (select(ScoreDelivery).where(ScoreDelivery.assessment_id == bindparam("assessment"),
+                                        ScoreDelivery.user_id == bindparam("person"))
+            .order_by(ScoreDelivery.id))
 
 
 def may_have_applied(row: ScoreDelivery) -> bool:
@@ -58,7 +69,8 @@ def may_have_applied(row: ScoreDelivery) -> bool:
     """
     if row.status in (DS.SENT, DS.SENDING):
         return True
-    return row.tries > 0 and (row.http_status is None or row.http_status >= 500)
+    # Sticky: a later 429 or throttle does not undo an earlier timeout's uncertainty.
+    return bool(row.maybe_applied) or (row.tries > 0 and (row.http_status is None or row.http_status >= 500))
 
 
 def queue_score(session: Session, *, assessment: Assessment, user_id: int, attempt: Attempt | None,
@@ -78,15 +90,13 @@ def queue_score(session: Session, *, assessment: Assessment, user_id: int, attem
         log.warning("score for user %r on assessment %r not queued: no platform user id",
                     user_id, assessment.id)
         return None
-    earlier = list(session.scalars(select(ScoreDelivery).where(
-        ScoreDelivery.assessment_id == assessment.id, ScoreDelivery.user_id == user_id)
-        .order_by(ScoreDelivery.id)))
+    earlier = list(session.scalars(_EARLIER, {"assessment": assessment.id, "person": user_id}))
     waiting = [row for row in earlier if row.status in (DS.PENDING, DS.FAILED)]
     reached = [row for row in earlier if may_have_applied(row)]
     if comment is None:
         # A comment still waiting in a row this one replaces would otherwise never arrive.
         comment = next((row.comment for row in reversed(waiting) if row.comment), None)
-    if comment is not None and any(row.comment == comment and row.status in (DS.SENT, DS.SENDING)
+    if comment is not None and any(row.comment == comment and may_have_applied(row)
                                    for row in earlier):
         comment = None  # Canvas adds every comment it is sent as a new one
     first = attempt is not None and not any(
@@ -98,7 +108,9 @@ def queue_score(session: Session, *, assessment: Assessment, user_id: int, attem
         score_maximum=float(assessment.points_possible or 0.0),
         activity_progress="Submitted" if needs_grading else "Completed",
         grading_progress="PendingManual" if needs_grading else "FullyGraded",
-        comment=comment, timestamp=next_timestamp(session, assessment.id, user_id, now),
+        # ``earlier`` holds every row of this person and line item: no second query for the last
+        # timestamp (``next_timestamp`` asks the same of the database).
+        comment=comment, timestamp=_after(max((r.timestamp for r in earlier), default=None), now),
         submitted_at=attempt.submitted_at if attempt is not None else None,
         new_submission=first,
         submission_data_url=links.submission_review_url(attempt.id) if attempt is not None else None,

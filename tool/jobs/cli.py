@@ -10,7 +10,7 @@ jobs_cli = ToolGroup("jobs", help="Background workers (roster syncs and their sc
 
 
 @jobs_cli.command("worker")
-@click.option("--workers", type=int, default=None, help="Worker threads (default JOBS_WORKERS, 2).")
+@click.option("--workers", type=int, default=None, help="Worker threads (default JOBS_WORKERS, 12).")
 @click.option("--no-periodic", is_flag=True, help="Do not run the schedule in this worker.")
 def jobs_worker(workers, no_periodic):
     """Run a queue worker in the foreground (Ctrl-C stops it after the current task)."""

@@ -4,8 +4,10 @@ Token: OAuth2 client credentials with a JWT client assertion (LTI Security Frame
 facts sheet section 6): RS256, ``iss`` = ``sub`` = client_id, ``aud`` = the token URL (or the
 registration's ``auth_audience``), ``iat``, ``exp``, ``jti``, header ``kid`` = the tool key.
 The token is kept in the ``access_tokens`` table per (registration, sorted scope set) until
-shortly before it expires, so every process and job shares it; a 401 gets one refresh and one
-retry.
+shortly before it expires, so every process and job shares it; a client also keeps the token it
+read in memory until the same moment (a score delivery would otherwise read the table once per
+call). A 401 drops both copies (the table's only if it still holds the failed token) and gets
+one refresh and one retry.
 
 Faults (facts sheet section 9): Canvas answers a throttled call with 403 and the text/plain
 body ``403 Forbidden (Rate Limit Exceeded)``; others send 429 with ``Retry-After``, or 5xx, or
@@ -18,10 +20,11 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Callable
@@ -54,6 +57,10 @@ class ClientSettings:
     backoff: float = 1.0
     rate_low_water: float = 150.0
     rate_leak: float = 10.0
+    # Retry a timeout or a 5xx inside the call. Reads are safe to repeat; a score is not: the
+    # platform may have applied it, and the outbox must then change the next body (no second
+    # submission, no second comment), so the score sender turns this off.
+    retry_unclear: bool = True
 
     @classmethod
     def from_settings(cls, settings) -> "ClientSettings":
@@ -106,7 +113,8 @@ def _retry_after(response: requests.Response) -> float | None:
 
 
 class PlatformClient:
-    """One registration's service calls. Cheap to create; the token lives in the database."""
+    """One registration's service calls. Cheap to create; the token lives in the database (and
+    in this client's memory until shortly before it expires)."""
 
     def __init__(self, session_factory: Callable[[], Session], registration: Registration,
                  settings: ClientSettings, *, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -120,10 +128,44 @@ class PlatformClient:
         self.retries = 0
         self.token_requests = 0
         self._next_call_at = 0.0
+        # scope key -> (token, refresh after): this client's copy of the table's token.
+        self._tokens: dict[str, tuple[str, datetime]] = {}
+        # One reader of the table (and one token request) at a time per client: many calls
+        # starting at once then share one request instead of each making its own.
+        self._token_lock = threading.Lock()
 
     # -- access token (Security Framework §4.1, facts section 6) -------------------------
     def token(self, scopes: list[str], *, refresh: bool = False, stale: str | None = None) -> str:
         key = scope_key(scopes)
+        if not refresh:
+            remembered = self._remembered(key)
+            if remembered is not None:
+                return remembered
+        with self._token_lock:
+            if refresh:
+                self._forget(key, stale)
+            else:
+                remembered = self._remembered(key)  # another thread may have read it meanwhile
+                if remembered is not None:
+                    return remembered
+            token, expires_at = self._stored_or_new(key, refresh=refresh, stale=stale)
+            self._tokens[key] = (token, expires_at - timedelta(seconds=EXPIRY_MARGIN))
+            return token
+
+    def _remembered(self, key: str) -> str | None:
+        """The token in memory, while it is not within ``EXPIRY_MARGIN`` of expiring."""
+        held = self._tokens.get(key)
+        if held is not None and utcnow() < held[1]:
+            return held[0]
+        return None
+
+    def _forget(self, key: str, stale: str | None) -> None:
+        held = self._tokens.get(key)
+        if held is not None and (stale is None or held[0] == stale):
+            del self._tokens[key]
+
+    def _stored_or_new(self, key: str, *, refresh: bool, stale: str | None) -> tuple[str, datetime]:
+        """(token, expires at) from the table, or a new one from the platform stored there."""
         with self.session_factory() as session:
             if refresh:
                 # Only drop the token that failed: another process may already have a new one.
@@ -133,23 +175,24 @@ class PlatformClient:
                     stmt = stmt.where(AccessToken.token == stale)
                 session.execute(stmt)
                 session.commit()
-            row = session.scalars(select(AccessToken).where(
+            row = session.execute(select(AccessToken.token, AccessToken.expires_at).where(
                 AccessToken.registration_id == self.registration_id, AccessToken.scope_key == key,
                 AccessToken.expires_at > utcnow() + timedelta(seconds=EXPIRY_MARGIN))).first()
             if row is not None:
-                return row.token
+                return row.token, row.expires_at
             token, expires_in = self._request_token(session, key)
             now = utcnow()
+            expires_at = now + timedelta(seconds=expires_in)
             stmt = insert_for(session, AccessToken).values(
                 registration_id=self.registration_id, scope_key=key, token=token,
-                expires_at=now + timedelta(seconds=expires_in), created_at=now)
+                expires_at=expires_at, created_at=now)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["registration_id", "scope_key"],
                 set_={"token": stmt.excluded.token, "expires_at": stmt.excluded.expires_at,
                       "created_at": stmt.excluded.created_at})
             session.execute(stmt)
             session.commit()
-            return token
+            return token, expires_at
 
     def client_assertion(self, session: Session) -> str:
         kid, pem = keys.signing_key(session, self.settings.key_dir)
@@ -281,7 +324,8 @@ class PlatformClient:
             backoff = min(MAX_BACKOFF, self.settings.backoff * 2 ** (attempt - 1))
             delay = max(wait or 0.0, backoff * random.uniform(0.5, 1.0),
                         self._next_call_at - time.monotonic())
-            if elapsed + delay > self.settings.retry_budget:
+            unclear = response is None or response.status_code >= 500
+            if elapsed + delay > self.settings.retry_budget or (unclear and not self.settings.retry_unclear):
                 raise PlatformError(
                     f"{problem}; gave up after {attempt} attempt{'s' if attempt > 1 else ''} "
                     f"in {elapsed:.1f} s (retry budget {self.settings.retry_budget:g} s).",

@@ -137,6 +137,10 @@ class ScoreDelivery(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A try may have reached the platform (a timeout, a 5xx, a worker lost mid-call). Sticky:
+    # every later try says new_submission false and repeats no comment (Canvas would add a
+    # second submission and a second comment for a score it already applied).
+    maybe_applied: Mapped[bool] = mapped_column(Boolean, default=False)
     # A 422 "not a student of the course": retried after a roster sync shows them enrolled.
     waiting_for_enrollment: Mapped[bool] = mapped_column(Boolean, default=False)
     superseded_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -134,6 +134,7 @@ def upgrade() -> None:
     sa.Column('lease_until', sa.DateTime(), nullable=True),
     sa.Column('http_status', sa.Integer(), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('maybe_applied', sa.Boolean(), nullable=False),
     sa.Column('waiting_for_enrollment', sa.Boolean(), nullable=False),
     sa.Column('superseded_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
