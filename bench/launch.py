@@ -130,6 +130,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--people", type=int, default=50, help="distinct users launching")
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--jwks-latency", type=float, default=0.0,
+                        help="seconds the platform's key set takes to answer (a real Canvas: about 0.05)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,6 +145,8 @@ def main() -> None:
         plain_platform, plain_reg, plain_course, plain_users = emulated_canvas(
             plain_login, plain_launch, plain_server.url + "/jwks", args.people)
         register_plain(plain_platform, plain_reg)
+        # The emulator's key set answers this slowly, as a real Canvas across the internet does.
+        ours_platform.jwks_delay = plain_platform.jwks_delay = args.jwks_latency
 
         results = []
         # Alternate the two flows in rounds so machine noise hits both alike.
@@ -167,7 +171,7 @@ def main() -> None:
             })
         db = args.database_url.split(":", 1)[0] if args.database_url else "sqlite"
         print(f"launch benchmark: {results[0]['n']} launches per flow in {rounds} alternating rounds, "
-              f"database {db}, {args.people} people")
+              f"database {db}, {args.people} people, key set latency {args.jwks_latency * 1000:.0f} ms")
         print(f"{'flow':<26}{'launches/s':>11}{'median ms':>11}{'p90 ms':>9}{'JWKS req/launch':>17}{'failed':>8}")
         for row in results:
             print(f"{row['name']:<26}{row['per_s']:>11.1f}{row['median_ms']:>11.2f}{row['p90_ms']:>9.2f}"
