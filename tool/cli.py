@@ -50,8 +50,9 @@ class ToolGroup(AppGroup):
             raise click.ClickException(f"{exc.strerror or exc.__class__.__name__}: {exc.filename or exc}") from None
 
 
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}" + ("" if count == 1 else "s")
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 page``, ``2 pages``, ``0 retries``."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"
 
 
 platform_cli = ToolGroup("platform", help="Register the learning platforms that may launch the tool.")

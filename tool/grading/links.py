@@ -34,7 +34,15 @@ def review_attempt_id(target_link_uri: str | None) -> int | None:
     except ValueError:  # urlsplit refuses some malformed hosts ("https://[x")
         return None
     value = values[0] if values else ""
-    # Ids stop at 2**31 (an INTEGER column: PostgreSQL refuses larger values outright).
-    if not (value.isascii() and value.isdigit() and len(value) <= 10):
+    return row_id(value) if len(value) <= 10 else None
+
+
+def row_id(value) -> int | None:
+    """A row id written as plain digits, or None.
+
+    Ids stop at 2**31 (an INTEGER column: PostgreSQL refuses larger values outright, a 500
+    instead of "not found"); the length check keeps ``int()`` away from huge strings.
+    """
+    if not (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12):
         return None
     return int(value) if 0 < int(value) < 2**31 else None

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .. import jobs
+from ..cli import plural
 from ..db import db
 from ..errors import ToolError
 from ..models import Context, Registration
@@ -29,11 +30,6 @@ from .runs import create_run
 from .sync import run_sync
 
 roster_cli = AppGroup("roster", help="Course rosters from the platform (Names and Role Provisioning).")
-
-
-def plural(n: int, word: str, words: str | None = None) -> str:
-    """``1 page``, ``2 pages``, ``0 retries``."""
-    return f"{n} {word if n == 1 else (words or word + 's')}"
 
 
 def _plain(text: str | None) -> str:

@@ -9,7 +9,6 @@ more (``delivery.resend``). Instructors only: a student's session gets 403.
 from __future__ import annotations
 
 import logging
-import re
 from datetime import datetime
 
 from urllib.parse import urlencode
@@ -20,29 +19,19 @@ from werkzeug.routing import BuildError
 from ..db import db
 from ..errors import NotFound, ToolError
 from ..grading import book, delivery, lineitems
+from ..grading.links import row_id
 from ..models import Assessment, Context, Membership, utcnow
 from . import pages, sessions
 from .display import utc_iso
-from .roster import page_number
+from .roster import course_context, page_number
 
 log = logging.getLogger("tool.web")
 bp = Blueprint("gradebook", __name__)
-_ID = re.compile(r"[0-9]{1,12}")
-
-
-def _context(page: sessions.Page) -> Context:
-    context = db.session.get(Context, page.context_id) if page.context_id else None
-    if context is None or context.registration_id != page.registration_id:
-        raise ToolError("The gradebook belongs to a course; this launch was not from one.",
-                        code="no_course", status=404)
-    return context
 
 
 def _id(value) -> int | None:
-    """A row id from a form or query, or None; ids past 2**31 exist nowhere and PostgreSQL
-    refuses them against an INTEGER column (a 500 instead of "not found")."""
-    value = value.strip() if isinstance(value, str) else ""
-    return int(value) if _ID.fullmatch(value) and 0 < int(value) < 2**31 else None
+    """A row id from a form or query (spaces around it allowed), or None."""
+    return row_id(value.strip() if isinstance(value, str) else "")
 
 
 def _assessment(context: Context, raw, *, required: bool = False) -> Assessment | None:
@@ -97,13 +86,19 @@ def _create_url(page: sessions.Page) -> str | None:
         return None
 
 
-@bp.get("/instructor/gradebook")
-def index():
-    page = sessions.require_instructor()
-    context = _context(page)
+def _read(page: sessions.Page) -> tuple[Context, Assessment | None, book.Book]:
+    """The course, the ``?assessment=`` it is narrowed to, and the ``?page=`` of the gradebook."""
+    context = course_context(page, "The gradebook")
     only = _assessment(context, request.args.get("assessment"))
     gradebook = book.read(db.session, context.id, assessment_id=only.id if only else None,
                           page=page_number(request.args.get("page")))
+    return context, only, gradebook
+
+
+@bp.get("/instructor/gradebook")
+def index():
+    page = sessions.require_instructor()
+    context, only, gradebook = _read(page)
     refreshing = _queue_refreshes(gradebook.assessments)
     all_assessments = book.assessments_of(db.session, context.id)
     return pages._render("gradebook/index.html", page, gradebook=gradebook, only=only,
@@ -116,10 +111,7 @@ def index():
 def status():
     """The cells of the page as JSON, polled while deliveries or a results read are under way."""
     page = sessions.require_instructor()
-    context = _context(page)
-    only = _assessment(context, request.args.get("assessment"))
-    gradebook = book.read(db.session, context.id, assessment_id=only.id if only else None,
-                          page=page_number(request.args.get("page")))
+    _course, only, gradebook = _read(page)
     since = request.args.get("since") or ""
     reads = {a.id: utc_iso(a.results_read_at) or None for a in gradebook.assessments}
     refreshing = bool(since) and any(read is None or read < since for read in reads.values())
@@ -133,7 +125,7 @@ def status():
 def resend():
     """"Send again": the student's latest score for the assessment goes to the platform again."""
     page = sessions.require_instructor()
-    context = _context(page)
+    context = course_context(page, "The gradebook")
     assessment = _assessment(context, request.form.get("assessment_id"), required=True)
     user_id = _id(request.form.get("user_id"))
     member = None

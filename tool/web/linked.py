@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from ..db import db
-from ..grading.links import ASSESSMENT_CUSTOM
+from ..grading.links import ASSESSMENT_CUSTOM, row_id
 from ..models import Assessment, ResourceLink
 from . import dispatch, sessions
 
@@ -23,7 +23,7 @@ log = logging.getLogger("tool.web")
 
 def _custom_id(landing: dispatch.Landing) -> int | None:
     raw = (landing.launch.custom or {}).get(ASSESSMENT_CUSTOM) or ""
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 12 and 0 < int(raw) < 2**31 else None
+    return row_id(raw)
 
 
 def _adopt_lineitem(assessment: Assessment, landing: dispatch.Landing) -> None:

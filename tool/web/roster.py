@@ -18,15 +18,17 @@ from ..errors import ToolError
 from ..models import Context, ContextSyncState
 from ..roster import export, runs, view
 from . import sessions
+from .display import utc_iso
 
 bp = Blueprint("roster", __name__)
 MAX_PAGE = 10**9  # beyond any course; keeps the OFFSET inside every database's integer range
 
 
-def _context(page: sessions.Page) -> Context:
+def course_context(page: sessions.Page, what: str = "The roster") -> Context:
+    """The launch's course, of the page's own registration; 404 ``no_course`` when there is none."""
     context = db.session.get(Context, page.context_id) if page.context_id else None
     if context is None or context.registration_id != page.registration_id:
-        raise ToolError("The roster belongs to a course; this launch was not from one.",
+        raise ToolError(f"{what} belongs to a course; this launch was not from one.",
                         code="no_course", status=404)
     return context
 
@@ -73,7 +75,7 @@ def panel(context: Context, args) -> dict:
 def progress():
     """The last sync's progress and result, polled by the instructor page while it runs."""
     page = sessions.require_instructor()
-    context = _context(page)
+    context = course_context(page)
     run = view.last_run(db.session, context.id)
     body = {"sync": view.run_dict(run, view.expected_members(db.session, context.id)),
             "counts": view.counts(db.session, context.id)}
@@ -86,7 +88,7 @@ def progress():
 def sync_now():
     """"Sync now": queue a sync of this course unless one is already queued or running."""
     page = sessions.require_instructor()
-    context = _context(page)
+    context = course_context(page)
     if not context.memberships_url:
         raise ToolError("The platform did not offer the roster service for this course.",
                         hint="Ask your administrator to give the tool's developer key the "
@@ -104,7 +106,7 @@ def sync_now():
 def export_csv():
     """The roster as CSV, with the page's filters."""
     page = sessions.require_instructor()
-    context = _context(page)
+    context = course_context(page)
     context_id, filters = context.id, _filters(request.args)
 
     def lines() -> Iterator[str]:
@@ -117,7 +119,7 @@ def export_csv():
         for row in rows:
             writer.writerow([export.cell(value) for value in (
                 row.name, row.email, "; ".join(row.roles), row.status, row.status_reason,
-                _iso(row.first_seen), _iso(row.last_synced), row.matched_by, row.sub)])
+                utc_iso(row.first_seen), utc_iso(row.last_synced), row.matched_by, row.sub)])
             if buffer.tell() > 16384:
                 yield buffer.getvalue()
                 buffer.seek(0)
@@ -129,7 +131,3 @@ def export_csv():
     return Response(stream_with_context(lines()), mimetype="text/csv",
                     headers={"Content-Disposition": export.content_disposition(filename),
                              "Cache-Control": "no-store"})
-
-
-def _iso(value) -> str:
-    return value.replace(microsecond=0).isoformat() + "Z" if value else ""

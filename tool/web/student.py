@@ -20,6 +20,7 @@ from ..models import Attempt, AttemptStatus, utcnow
 from . import linked  # noqa: F401  (registers the resolver that opens a linked assessment)
 from . import sessions
 from .assessments import here
+from .display import utc_iso
 from .errors import wants_json
 from .pages import _render
 
@@ -122,7 +123,7 @@ def save(attempt_id: int):
     saved_at = work.save(db.session, assessment, found, _typed_answers())
     db.session.commit()
     if request.is_json or wants_json():
-        return jsonify({"saved_at": saved_at.replace(microsecond=0).isoformat() + "Z"})
+        return jsonify({"saved_at": utc_iso(saved_at)})
     return here("student.assessment", page, assessment_id=assessment.id, done="saved")
 
 
