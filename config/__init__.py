@@ -218,6 +218,12 @@ class Settings:
     # Enough threads for DELIVERY_CONCURRENCY scores in flight plus two waiting with their next row.
     jobs_workers: int = 12
     run_migrations: bool = True
+    # Dynamic registration: how long a `platform invite` code stays usable.
+    registration_invite_ttl: int = 24 * 3600
+    # The sandbox (an emulated LMS in the same process): None = on when TOOL_BASE_URL is loopback;
+    # True/False from SANDBOX=1/0. Off loopback it also needs SANDBOX_PASSWORD, since it mints launches.
+    sandbox: bool | None = None
+    sandbox_password: str | None = None
     # Lines for the operator found while reading the settings (printed once at start).
     warnings: list[str] = field(default_factory=list)
 
@@ -250,4 +256,7 @@ class Settings:
             jobs_workers=_int("JOBS_WORKERS", 12, minimum=1),
             jobs_immediate=_env("JOBS_IMMEDIATE", "0") == "1",
             jobs_path=Path(_env("JOBS_DB", str(ROOT / "instance" / "jobs.db"))),
+            registration_invite_ttl=_int("REGISTRATION_INVITE_SECONDS", 24 * 3600, minimum=60),
+            sandbox={"1": True, "0": False}.get(_env("SANDBOX", "") or "", None),
+            sandbox_password=_env("SANDBOX_PASSWORD"),
         )

@@ -31,6 +31,9 @@ class Registration(Base):
     platform_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     accepts_any_deployment: Mapped[bool] = mapped_column(Boolean, default=False)
     matches_by_email: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How it was added: "manual" (`platform add`), "dynamic" (LTI Dynamic Registration) or
+    # "sandbox" (the emulated LMS served in the same process; it never launches into real courses).
+    source: Mapped[str] = mapped_column(String(20), default="manual", server_default="manual")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     deployments: Mapped[list["Deployment"]] = relationship(
@@ -68,3 +71,35 @@ class ToolKey(Base):
     is_published: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     retired_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class RegistryVersion(Base):
+    """One row whose number grows whenever a registration or deployment changes.
+
+    Processes keep registrations and deployments in memory and read this one number to know
+    whether what they hold is still true (every process, every machine sharing the database).
+    """
+
+    __tablename__ = "registry_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RegistrationInvite(Base):
+    """A one-time code that lets a platform register itself (LTI Dynamic Registration 1.0).
+
+    Only the SHA-256 of the code is stored; the code itself is printed once by
+    ``flask --app app platform invite``.
+    """
+
+    __tablename__ = "registration_invites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    registration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("registrations.id", ondelete="SET NULL"), nullable=True)
