@@ -1,14 +1,25 @@
 """Roster sync benchmark: a big course served by the emulated Canvas in pages of 50.
 
     python bench/roster.py [--members 50000] [--small 5000] [--database-url URL] [--skip-plain]
+                           [--keep-alive] [--repeat N]
 
 The emulator runs in a child process, so this process's CPU time is the tool's alone (HTTP
-client, JSON, matching, SQL). Phases, each on the same emulated course:
+client, JSON, matching, SQL; every thread of the process counts). Phases, each on the same
+emulated course:
   1. bulk sync of a small course (memory baseline), 2. bulk full sync of the big course,
-  3. the same again, unchanged (writes nothing), 4. the plain way on a fresh registration:
-  pylti1p3 ``get_members()`` (every page in one list) then one ORM upsert per member.
+  3. the same again, unchanged: the rows it writes to ``users`` and ``memberships`` are counted
+  by database triggers (must be 0), 4. the plain way on a fresh registration: pylti1p3
+  ``get_members()`` (every page in one list) then one ORM upsert per member.
 Peak memory is the highest resident set size above the phase's starting point, sampled every
-20 ms. Prints one line per phase and the plain/bulk ratio. Never part of the test suite.
+20 ms. Each line also gives the emulator's own CPU time for the phase (the platform's share of
+the wall time). ``--keep-alive`` lets the emulator keep connections open between pages, as
+Canvas does (by default it closes each one: a new connection per page). ``--repeat`` runs
+phases 2 and 3 again on fresh courses (runs on a busy machine vary).
+
+To compare with another version of the tool, run this same file from that version's checkout
+(``git worktree add ../before HEAD~1; cp bench/roster.py ../before/bench/``): it imports the
+tool next to it. Prints one line per phase and the plain/bulk ratio. Never part of the test
+suite.
 """
 from __future__ import annotations
 
@@ -23,8 +34,11 @@ from pathlib import Path
 from _common import ROOT  # noqa: F401  (puts the project on sys.path)
 
 
-def emulator_process(conn, tool_jwks_url: str, sizes: list[int]) -> None:
+def emulator_process(conn, tool_jwks_url: str, sizes: list[int], keep_alive: bool) -> None:
     from emulator import INSTRUCTOR, Platform
+    if keep_alive:
+        from emulator.server import QuietHandler
+        QuietHandler.protocol_version = "HTTP/1.1"  # keep-alive, as Canvas answers
     p = Platform()
     p.start()
     tools = [p.register_tool(login_url="http://x/login", redirect_uris=["http://x/launch"],
@@ -72,15 +86,67 @@ class PeakRss:
         return self.peak - self.base
 
 
-def measure(label: str, n: int, fn):
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of another process, from /proc."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(label: str, n: int, fn, emulator_pid: int | None = None):
     meter = PeakRss().start()
+    other0 = cpu_seconds(emulator_pid) if emulator_pid else 0.0
     wall0, cpu0 = time.perf_counter(), time.process_time()
     out = fn()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    other = cpu_seconds(emulator_pid) - other0 if emulator_pid else 0.0
     peak = meter.stop()
     print(f"{label:<34} {n:>7} members  wall {wall:7.2f} s  tool CPU {cpu / n * 1e6:6.1f} µs/member  "
-          f"peak RSS +{peak / 2**20:6.1f} MiB  {out}", flush=True)
+          f"peak RSS +{peak / 2**20:6.1f} MiB  emulator CPU {other:5.1f} s  {out}", flush=True)
     return wall
+
+
+class RowWrites:
+    """Triggers counting every row inserted, updated or deleted in users and memberships."""
+
+    TABLES = ("users", "memberships")
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+
+    def __enter__(self) -> "RowWrites":
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE bench_row_writes (n INTEGER NOT NULL)")
+            conn.exec_driver_sql("INSERT INTO bench_row_writes VALUES (0)")
+            if not self.sqlite:
+                conn.exec_driver_sql(
+                    "CREATE FUNCTION bench_count_write() RETURNS trigger AS $$ BEGIN "
+                    "UPDATE bench_row_writes SET n = n + 1; RETURN NULL; END $$ LANGUAGE plpgsql")
+            for table in self.TABLES:
+                for event in ("INSERT", "UPDATE", "DELETE"):
+                    name = f"bench_{table}_{event.lower()}"
+                    if self.sqlite:
+                        conn.exec_driver_sql(f"CREATE TRIGGER {name} AFTER {event} ON {table} "
+                                             "BEGIN UPDATE bench_row_writes SET n = n + 1; END")
+                    else:
+                        conn.exec_driver_sql(f"CREATE TRIGGER {name} AFTER {event} ON {table} "
+                                             "FOR EACH ROW EXECUTE FUNCTION bench_count_write()")
+        return self
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT n FROM bench_row_writes").scalar()
+
+    def __exit__(self, *exc_info) -> None:
+        with self.engine.begin() as conn:
+            for table in self.TABLES:
+                for event in ("insert", "update", "delete"):
+                    on = "" if self.sqlite else f" ON {table}"
+                    conn.exec_driver_sql(f"DROP TRIGGER bench_{table}_{event}{on}")
+            if not self.sqlite:
+                conn.exec_driver_sql("DROP FUNCTION bench_count_write()")
+            conn.exec_driver_sql("DROP TABLE bench_row_writes")
 
 
 def main() -> None:
@@ -89,6 +155,10 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=5_000)
     ap.add_argument("--database-url")
     ap.add_argument("--skip-plain", action="store_true")
+    ap.add_argument("--keep-alive", action="store_true",
+                    help="the emulator keeps connections open between pages, as Canvas does")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run the big course's full and unchanged syncs this many times")
     args = ap.parse_args()
 
     import logging
@@ -118,10 +188,12 @@ def main() -> None:
     parent, child = mp.Pipe()
     proc = mp.get_context("spawn").Process(
         target=emulator_process, args=(child, settings.base_url + "/.well-known/jwks.json",
-                                       [args.small, args.members]), daemon=True)
+                                       [args.small] + [args.members] * args.repeat,
+                                       args.keep_alive), daemon=True)
     proc.start()
     env = parent.recv()
-    print(f"emulator ready; tool DB {settings.database_url.split('?')[0]}", flush=True)
+    print(f"emulator ready ({'keep-alive' if args.keep_alive else 'a connection per page'}); "
+          f"tool DB {settings.database_url.split('?')[0]}", flush=True)
 
     from tool import jobs
     from tool.lti.nrps import all_members_with_pylti1p3
@@ -151,14 +223,22 @@ def main() -> None:
             assert run.status == "succeeded", run.error
             return f"{run.pages_fetched} pages, rows written {run.rows_written}"
 
-        small, big = env["courses"]
-        measure("bulk sync (small course)", small["n"], lambda: bulk(context_for(regs[0], small)))
-        big_ctx = context_for(regs[0], big)
-        bulk_wall = measure("bulk full sync", big["n"], lambda: bulk(big_ctx))
-        measure("bulk sync again, unchanged", big["n"], lambda: bulk(big_ctx))
-        members = db.session.scalar(select(func.count()).select_from(Membership)
-                                    .where(Membership.context_id == big_ctx.id))
-        assert members == big["n"], members
+        small, *bigs = env["courses"]
+        big = bigs[0]
+        pid = proc.pid
+        measure("bulk sync (small course)", small["n"], lambda: bulk(context_for(regs[0], small)), pid)
+        walls = []
+        for big_course in bigs:
+            big_ctx = context_for(regs[0], big_course)
+            walls.append(measure("bulk full sync", big["n"], lambda: bulk(big_ctx), pid))
+            with RowWrites(db.engine) as writes:
+                measure("bulk sync again, unchanged", big["n"],
+                        lambda: bulk(big_ctx) + f", rows written seen by triggers {writes.count()}",
+                        pid)
+            members = db.session.scalar(select(func.count()).select_from(Membership)
+                                        .where(Membership.context_id == big_ctx.id))
+            assert members == big["n"], members
+        bulk_wall = min(walls)
 
         if not args.skip_plain:
             plain_reg, plain_ctx = regs[1], context_for(regs[1], big)
@@ -181,7 +261,7 @@ def main() -> None:
                 db.session.commit()
                 return f"{len(fetched)} members in one list"
 
-            plain_wall = measure("plain: get_members + ORM per member", big["n"], plain)
+            plain_wall = measure("plain: get_members + ORM per member", big["n"], plain, pid)
             users = db.session.scalar(select(func.count()).select_from(User)
                                       .where(User.registration_id == plain_reg.id))
             assert users == big["n"], users

@@ -1,37 +1,41 @@
 """Writing one NRPS page in a few statements, whatever its size (NRPS 2.0 §2.2 member fields).
 
-Per page: one SELECT of the page's known users, at most three SELECTs to match people not yet
-tied to a ``sub`` (same order as on launch, ``matching.py``), one multi-row upsert of new and
-changed users, one SELECT and one multi-row upsert of memberships. Unchanged rows are not
-written. Status changes of existing members are *returned*, not written: the sync applies them
-only after its last page, so a failed run changes no one's status.
+Per page (statements in ``pagesql.py``, on the driver's cursor): one SELECT of the page's known
+people with their membership in the course; for people not known yet, when the registration
+holds anyone without a ``sub``, at most three SELECTs and one UPDATE to tie them to their
+platform identity (same order as on launch, ``matching.py``); one upsert of new and changed
+users; one upsert of new and changed memberships. What is stored is compared in Python first:
+an unchanged member writes nothing, and an unchanged page costs one statement. Status changes
+of existing members are *returned*, not written: the sync applies them only after its last
+page, so a failed run changes no one's status.
 
 A member the database still refuses after cleaning (a value it cannot hold) must not stop the
 course: when a page's write fails with a data error, the page's writes are undone and it is
 written again member by member, each in its own SAVEPOINT; a member that fails alone is skipped
-and named in the result (``PageResult.skipped``), everyone else is stored. The caller commits
-after every page that wrote rows or skipped someone, so a page's writes are all its
-transaction holds when it starts.
+and named in the result (``PageResult.skipped``), everyone else is stored. The caller says
+whether its transaction already holds earlier pages' writes (``after_writes``): then the page
+is written inside a SAVEPOINT, so undoing it keeps them; otherwise undoing it is a rollback.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from ..db import fit, insert_for
 from ..lti.claims import ID_MAX, clean
 from ..lti.roles import course_roles
-from ..models import Membership, Registration, User
+from ..models import Registration, User
+from .pagesql import USER_FIELDS, PageSql
 
 log = logging.getLogger(__name__)
-USER_FIELDS = ("name", "given_name", "family_name", "email", "picture", "lis_person_sourcedid",
-               "lti11_legacy_user_id")
+# Longest text each user field holds: longer values are cut, so they cannot fail a write.
+FIELD_LIMITS = tuple(User.__table__.c[f].type.length for f in USER_FIELDS)
+FIELD_INDEX = {f: i for i, f in enumerate(USER_FIELDS)}
 # Claim order for a person the tool knew before their first LTI 1.3 sighting (matching.py).
 CLAIM_RULES = ("lti11_legacy_user_id", "lis_person_sourcedid", "email")
 # C0 and C1 control characters and lone UTF-16 surrogates: PostgreSQL text cannot hold NUL, and
@@ -77,68 +81,115 @@ def label(user_id) -> str:
     return '"' + (shown if len(shown) <= LABEL_MAX else shown[:LABEL_MAX - 1] + "\u2026") + '"'
 
 
-def normalise(member: dict) -> dict | None:
-    """A member entry as the tool stores it; None without a usable ``user_id``.
+class Member:
+    """One roster entry as the tool stores it; ``profile`` holds ``USER_FIELDS`` in order."""
+    __slots__ = ("sub", "status", "roles", "profile")
 
-    The user_id is checked as sent: one with control characters is no LTI user id (core
-    §5.3.6, at most 255 characters; a launch refuses such a ``sub``), and cleaning it would
-    store someone under an id no launch can carry.
+    def __init__(self, sub: str, status: str, roles: list[str], profile: tuple) -> None:
+        self.sub, self.status, self.roles, self.profile = sub, status, roles, profile
+
+
+def field_text(value, limit: int | None = None) -> str | None:
+    """:func:`text`, cut to ``limit``; printable text (nearly all of it) takes a short way."""
+    if value.__class__ is str and value.isprintable():
+        # Printable text holds no control character or surrogate: clean() and UNSTORABLE
+        # would leave it as it is, apart from the outer blanks.
+        value = value.strip()
+        if not value or value[0] == "$":
+            return None
+    else:
+        value = text(value)
+        if value is None:
+            return None
+    return value[:limit] if limit is not None and len(value) > limit else value
+
+
+def _sub_of(raw) -> str | None:
+    """The member's ``user_id`` when it is a usable LTI user id, else None.
+
+    Checked as sent: one with control characters is no LTI user id (core §5.3.6, at most 255
+    characters; a launch refuses such a ``sub``), and cleaning it would store someone under an
+    id no launch can carry.
     """
-    raw = member.get("user_id")
+    if raw.__class__ is str and raw.isprintable():
+        sub = raw.strip()
+        return sub if sub and sub[0] != "$" and len(sub) <= ID_MAX else None
     sub = clean(raw)
     if not sub or len(sub) > ID_MAX or (isinstance(raw, str) and UNSTORABLE.search(raw)):
         return None
-    status = member.get("status") if member.get("status") in ("Active", "Inactive", "Deleted") else "Active"
+    return str(sub)
+
+
+def normalise(member: dict) -> Member | None:
+    """A member entry as the tool stores it; None without a usable ``user_id``."""
+    sub = _sub_of(member.get("user_id"))
+    if sub is None:
+        return None
+    status = member.get("status")
+    if status != "Active" and status not in ("Inactive", "Deleted"):
+        status = "Active"
     roles = member.get("roles")
-    roles = [r for r in (text(x) for x in roles[:MAX_ROLES]) if r and len(r) <= ROLE_MAX] \
-        if isinstance(roles, list) else []
-    profile = fit(User.__table__, {f: text(member.get(f)) for f in USER_FIELDS})
-    return {"sub": str(sub), "status": status, "roles": course_roles(roles), "profile": profile}
+    if isinstance(roles, list):
+        roles = course_roles([r for r in map(field_text, roles[:MAX_ROLES]) if r and len(r) <= ROLE_MAX])
+    else:
+        roles = []
+    profile = []
+    for name, limit in zip(USER_FIELDS, FIELD_LIMITS):
+        value = member.get(name)
+        profile.append(None if value is None else field_text(value, limit))
+    return Member(sub, status, roles, tuple(profile))
 
 
 def write_page(session: Session, registration: Registration, context_id: int,
-               raw_members: list[dict], now: datetime) -> PageResult:
-    """Store one page; a member that cannot be stored is skipped and named, never fatal."""
-    members: dict[str, dict] = {}
+               raw_members: list[dict], now: datetime, *, after_writes: bool = False) -> PageResult:
+    """Store one page; a member that cannot be stored is skipped and named, never fatal.
+
+    ``after_writes``: the session's transaction holds earlier pages' writes, not committed yet.
+    """
+    members: dict[str, Member] = {}
     result = PageResult()
     for raw in raw_members:
         member = normalise(raw)
         if member:
-            members[member["sub"]] = member  # a person listed twice: the later entry wins
+            members[member.sub] = member  # a person listed twice: the later entry wins
         else:
             result.skipped.append(label(raw.get("user_id")))
     result.members = len(members) + len(result.skipped)
     if not members:
         return result
-    sqlite = session.get_bind().dialect.name == "sqlite"
+    sql = PageSql.for_session(session)
+    keep = sql.keeps_earlier_writes(after_writes)
     try:
-        if sqlite:  # no SAVEPOINT here: see _restart_for_savepoints
-            result.add(_write(session, registration, context_id, members, now))
+        if keep:
+            with sql.savepoint():
+                result.add(_write(sql, registration, context_id, members, now))
         else:
-            with session.begin_nested():
-                result.add(_write(session, registration, context_id, members, now))
+            result.add(_write(sql, registration, context_id, members, now))
     except Exception as exc:
         if not refused_data(exc):
             raise
         log.warning("roster page of context %r refused by the database (%s); writing it member "
                     "by member", context_id, exc.__class__.__name__)
-        if sqlite:
+        if not keep:
             _restart_for_savepoints(session)
-        _write_one_by_one(session, registration, context_id, members, now, result)
+            sql = PageSql.for_session(session)
+        _write_one_by_one(sql, registration, context_id, members, now, result)
     return result
 
 
 def _restart_for_savepoints(session: Session) -> None:
-    """SQLite: undo the page's partial writes and take the write lock before any SAVEPOINT.
+    """Undo the page's partial writes; on SQLite, take the write lock before any SAVEPOINT.
 
-    The Python driver begins a transaction only before a write, so a SAVEPOINT issued first
-    would begin a deferred one that reads and must then upgrade to write; another writer's
-    commit in between fails that upgrade at once (SQLITE_BUSY_SNAPSHOT, no busy timeout). For
-    that reason an ordinary page takes no SAVEPOINT on SQLite. ``BEGIN IMMEDIATE`` waits for
-    the lock like any write; the caller's commit after this page ends it.
+    SQLite's Python driver begins a transaction only before a write, so a SAVEPOINT issued
+    first would begin a deferred one that reads and must then upgrade to write; another
+    writer's commit in between fails that upgrade at once (SQLITE_BUSY_SNAPSHOT, no busy
+    timeout). For that reason a page takes a SAVEPOINT there only inside a transaction that
+    already writes. ``BEGIN IMMEDIATE`` waits for the lock like any write; the caller's next
+    commit ends it.
     """
-    session.rollback()  # only this page's writes: the caller committed everything before
-    session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+    session.rollback()  # only this page's writes: nothing else was left uncommitted
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def refused_data(exc: BaseException) -> bool:
@@ -149,8 +200,8 @@ def refused_data(exc: BaseException) -> bool:
     return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
 
 
-def _write_one_by_one(session: Session, registration: Registration, context_id: int,
-                      members: dict[str, dict], now: datetime, result: PageResult) -> None:
+def _write_one_by_one(sql: PageSql, registration: Registration, context_id: int,
+                      members: dict[str, Member], now: datetime, result: PageResult) -> None:
     """Each member in its own SAVEPOINT: the ones refused are skipped, the others stored.
 
     A skipped member keeps what the tool already held for them and still counts as listed, so
@@ -160,8 +211,8 @@ def _write_one_by_one(session: Session, registration: Registration, context_id: 
     failures: list[BaseException] = []
     for sub, member in members.items():
         try:
-            with session.begin_nested():
-                part = _write(session, registration, context_id, {sub: member}, now)
+            with sql.savepoint():
+                part = _write(sql, registration, context_id, {sub: member}, now)
         except Exception as exc:
             if not refused_data(exc):
                 raise
@@ -169,136 +220,133 @@ def _write_one_by_one(session: Session, registration: Registration, context_id: 
             result.skipped.append(label(sub))
             log.warning("roster member %r of context %r could not be stored; skipped", sub,
                         context_id, exc_info=True)
-            known = session.scalar(select(Membership.id).join(User, User.id == Membership.user_id)
-                                   .where(Membership.context_id == context_id,
-                                          User.registration_id == registration.id, User.sub == sub))
-            if known is not None:
-                result.membership_ids.append(known)
+            known = sql.known(registration.id, context_id, [sub])
+            if known and known[0][KNOWN_MEMBERSHIP] is not None:
+                result.membership_ids.append(known[0][KNOWN_MEMBERSHIP])
             continue
         result.add(part)
     if len(members) > 1 and len(failures) == len(members):
         raise failures[0]
 
 
-def _write(session: Session, registration: Registration, context_id: int,
-           members: dict[str, dict], now: datetime) -> PageResult:
+# Positions in a row of ``PageSql.known``.
+KNOWN_PROFILE = slice(2, 2 + len(USER_FIELDS))
+KNOWN_MEMBERSHIP = 2 + len(USER_FIELDS)
+
+
+def _write(sql: PageSql, registration: Registration, context_id: int,
+           members: dict[str, Member], now: datetime) -> PageResult:
     result = PageResult()
-    user_ids, written = _write_users(session, registration, members, now)
-    result.rows_written += written
-    _write_memberships(session, context_id, members, user_ids, now, result)
+    known = {row[1]: row for row in sql.known(registration.id, context_id, list(members))}
+    if len(known) < len(members) and sql.has_unclaimed(registration.id):
+        claimed = _claim(sql, registration, [m for sub, m in members.items() if sub not in known])
+        if claimed:
+            result.rows_written += claimed
+            known = {row[1]: row for row in sql.known(registration.id, context_id, list(members))}
+    user_ids = {sub: row[0] for sub, row in known.items()}
+    result.rows_written += _write_users(sql, registration.id, members, known, user_ids, now)
+    _write_memberships(sql, context_id, members, known, user_ids, now, result)
     return result
 
 
-def _write_users(session: Session, registration: Registration, members: dict[str, dict],
-                 now: datetime) -> tuple[dict[str, int], int]:
-    cols = [User.id, User.sub] + [getattr(User, f) for f in USER_FIELDS]
-    known = {row.sub: row for row in session.execute(select(*cols).where(
-        User.registration_id == registration.id, User.sub.in_(list(members))))}
-    written = _claim(session, registration, members, known)
-    if written:
-        known = {row.sub: row for row in session.execute(select(*cols).where(
-            User.registration_id == registration.id, User.sub.in_(list(members))))}
-    rows = []
-    for sub, member in members.items():
-        profile = member["profile"]
-        row = known.get(sub)
-        if row is not None and not any(v and getattr(row, f) != v for f, v in profile.items()):
-            continue
-        rows.append({"registration_id": registration.id, "sub": sub, "matched_by": "created",
-                     "created_at": now, **profile})
-    ids = {sub: row.id for sub, row in known.items()}
-    if rows:
-        table = User.__table__
-        stmt = insert_for(session, table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["registration_id", "sub"],
-            # Fields the platform left out (privacy level, facts section 3) keep their value.
-            set_={f: func.coalesce(getattr(stmt.excluded, f), table.c[f]) for f in USER_FIELDS})
-        # executemany of one cached statement: SQLAlchemy sends it as multi-row INSERTs
-        # ("insertmanyvalues") without compiling a new statement for every page.
-        for user_id, sub in session.connection().execute(stmt.returning(table.c.id, table.c.sub), rows):
-            ids[sub] = user_id
-        written += len(rows)
-    return ids, written
-
-
-def _claim(session: Session, registration: Registration, members: dict[str, dict],
-           known: dict) -> int:
+def _claim(sql: PageSql, registration: Registration, waiting: list[Member]) -> int:
     """Tie people imported without a ``sub`` to their platform identity, in bulk."""
-    waiting = [m for sub, m in members.items() if sub not in known]
-    if not waiting:
-        return 0
-    claims: list[dict] = []
+    claims: list[tuple[str, str, int]] = []  # (new sub, rule, user id)
     taken: set[int] = set()
     for rule in CLAIM_RULES:
         if rule == "email" and not registration.matches_by_email:
             continue
-        values = {m["profile"][rule]: m for m in waiting if m["profile"].get(rule)}
+        index = FIELD_INDEX[rule]
+        values = {m.profile[index]: m for m in waiting if m.profile[index]}
         if rule == "email":
             values = {k.lower(): m for k, m in values.items()}
         if not values:
             continue
-        column = func.lower(User.email) if rule == "email" else getattr(User, rule)
-        found = session.execute(select(User.id, column.label("value")).where(
-            User.registration_id == registration.id, User.sub.is_(None),
-            column.in_(list(values))).order_by(User.id))
-        for user_id, value in found:
+        for user_id, value in sql.claim_candidates(registration.id, rule, list(values)):
             member = values.pop(value, None)
             if member is None or user_id in taken:
                 continue
             taken.add(user_id)
-            claims.append({"uid": user_id, "new_sub": member["sub"], "rule": rule})
-        waiting = [m for m in waiting if all(c["new_sub"] != m["sub"] for c in claims)]
+            claims.append((member.sub, rule, user_id))
+        claimed = {sub for sub, _rule, _user in claims}
+        waiting = [m for m in waiting if m.sub not in claimed]
     if not claims:
         return 0
     # Only rows still without a sub: a launch claiming the same row at once wins cleanly.
-    stmt = (update(User.__table__).where(User.__table__.c.id == bindparam("uid"),
-                                         User.__table__.c.sub.is_(None))
-            .values(sub=bindparam("new_sub"), matched_by=bindparam("rule")))
-    session.connection().execute(stmt, claims)
+    sql.claim(claims)
     return len(claims)
 
 
-def _write_memberships(session: Session, context_id: int, members: dict[str, dict],
-                       user_ids: dict[str, int], now: datetime, result: PageResult) -> None:
-    by_user = {user_ids[sub]: m for sub, m in members.items() if sub in user_ids}
-    existing = session.execute(
-        select(Membership.id, Membership.user_id, Membership.roles, Membership.is_active,
-               Membership.status_reason, Membership.last_synced_at)
-        .where(Membership.context_id == context_id, Membership.user_id.in_(list(by_user))))
+def _profile_changed(stored: tuple, profile: tuple) -> bool:
+    """A field the platform sent that differs from the stored one (a field left out keeps)."""
+    if stored == profile:
+        return False
+    return any(v is not None and s != v for s, v in zip(stored, profile))
+
+
+def _write_users(sql: PageSql, registration_id: int, members: dict[str, Member], known: dict,
+                 user_ids: dict[str, int], now: datetime) -> int:
+    """New people inserted, changed ones updated; their ids added to ``user_ids``."""
     rows = []
-    seen_users = set()
-    for mid, user_id, roles, is_active, reason, synced_at in existing:
-        member = by_user[user_id]
-        seen_users.add(user_id)
+    for sub, member in members.items():
+        row = known.get(sub)
+        if row is None or _profile_changed(row[KNOWN_PROFILE], member.profile):
+            rows.append((sub, *member.profile))
+    if not rows:
+        return 0
+    written = sql.upsert_users(registration_id, now, rows)
+    for user_id, sub in written:
+        user_ids[sub] = user_id
+    missing = [row[0] for row in rows if row[0] not in user_ids]
+    if missing:  # already as sent: another writer (a launch) stored the same values meanwhile
+        for row in sql.known(registration_id, 0, missing):
+            user_ids[row[1]] = row[0]
+    return len(written)
+
+
+def _same_roles(stored, roles: list[str]) -> bool:
+    """Stored roles (JSON text on SQLite, a list on PostgreSQL) equal to ``roles``."""
+    if isinstance(stored, str):
+        return stored == json.dumps(roles) or json.loads(stored) == roles
+    return list(stored or []) == roles
+
+
+def _write_memberships(sql: PageSql, context_id: int, members: dict[str, Member], known: dict,
+                       user_ids: dict[str, int], now: datetime, result: PageResult) -> None:
+    rows = []
+    new_users = set()
+    for sub, member in members.items():
+        user_id = user_ids.get(sub)
+        if user_id is None:
+            continue
+        row = known.get(sub)
+        mid = row[KNOWN_MEMBERSHIP] if row is not None else None
+        if mid is None:
+            new_users.add(user_id)
+            # A new member starts with the platform's status.
+            active = member.status == "Active"
+            rows.append((user_id, member.roles, active, None if active else member.status,
+                         None if active else now))
+            continue
+        roles, is_active, reason, synced_at = row[KNOWN_MEMBERSHIP + 1:]
         result.membership_ids.append(mid)
-        status = member["status"]
-        if status == "Active" and not is_active:
-            result.reactivate.append(mid)
-        elif status != "Active" and (is_active or reason != status):
+        status = member.status
+        if status == "Active":
+            if not is_active:
+                result.reactivate.append(mid)
+        elif is_active or reason != status:
             result.deactivate.append((mid, status))
-        # Written when roles changed, or once when a sync first sees someone who launched.
-        if list(roles or []) != member["roles"] or synced_at is None:
-            rows.append(_membership_row(context_id, user_id, member, now, new=False))
-    for user_id, member in by_user.items():
-        if user_id not in seen_users:
-            rows.append(_membership_row(context_id, user_id, member, now, new=True))
+        # Written when roles changed, or once when a sync first sees someone who launched; an
+        # existing member keeps their own status here (see the module's docstring).
+        if synced_at is None or not _same_roles(roles, member.roles):
+            rows.append((user_id, member.roles, True, None, None))
     if not rows:
         return
-    table = Membership.__table__
-    stmt = insert_for(session, table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["context_id", "user_id"],
-        set_={"roles": stmt.excluded.roles, "last_synced_at": stmt.excluded.last_synced_at})
-    for mid, user_id in session.connection().execute(stmt.returning(table.c.id, table.c.user_id), rows):
-        if user_id not in seen_users:
+    written = sql.upsert_memberships(context_id, now, rows)
+    result.rows_written += len(written)
+    for mid, user_id in written:
+        if user_id in new_users:
             result.membership_ids.append(mid)
-    result.rows_written += len(rows)
-
-
-def _membership_row(context_id: int, user_id: int, member: dict, now: datetime, *, new: bool) -> dict:
-    """A new member starts with the platform's status; an existing one keeps its own here."""
-    active = member["status"] == "Active" or not new
-    return {"context_id": context_id, "user_id": user_id, "roles": member["roles"],
-            "is_active": active, "status_reason": None if active else member["status"],
-            "inactive_at": None if active else now, "first_seen_at": now, "last_synced_at": now}
+            new_users.discard(user_id)
+    if new_users:  # stored meanwhile by a launch, already as the platform says
+        result.membership_ids += [mid for mid, _user in sql.membership_ids(context_id, list(new_users))]

@@ -2,8 +2,10 @@
 
 A run: take the course lock (``lock.py``) -> get a token by client credentials and walk every
 page of ``context_memberships_url`` (``tool/lti/nrps.py``), or the ``differences`` link a
-platform offered last time (NRPS 2.0 §2.4) -> write each page in a few bulk statements
-(``pagewrite.py``) and commit it with the run's progress -> after the last page, in one
+platform offered last time (NRPS 2.0 §2.4), one page ahead of the writing (``feed.py``) ->
+write each page in a few statements (``pagewrite.py``) and commit every few pages with the
+run's progress, never leaving a write transaction open while the next page is still on its
+way (SQLite's write lock would hold up launches meanwhile) -> after the last page, in one
 transaction, apply status changes: ``Inactive``/``Deleted`` as reported, back to active for
 returning members, and, after a complete unfiltered walk, inactive (reason ``absent``) for
 members the platform no longer lists (Canvas drops them from the roster, facts section 7).
@@ -35,11 +37,17 @@ from ..lti.service_client import ClientSettings, PlatformClient
 from ..models import Context, ContextSyncState, Membership, Registration, RosterSync, utcnow
 from ..models.states import SyncStatus
 from . import hooks, lock
+from .feed import PageFeed, Pause
+from .pagesql import PageSql
 from .pagewrite import write_page
 
 log = logging.getLogger(__name__)
 CHUNK = 500
-PROGRESS_EVERY = 0.5  # seconds between progress commits while pages change nothing
+PROGRESS_EVERY = 0.5  # seconds between progress commits, whatever the pages write
+COMMIT_PAGES = 10  # pages written in one transaction at most, however fast they arrive
+# Rows a run writes before the tables' statistics are refreshed (PostgreSQL plans from them);
+# again after 4x, 16x ... as many.
+ANALYZE_FIRST_AT = 2000
 SKIPPED_NAMED = 20  # skipped members named on a run; the count covers them all
 DATABASE_FAILURE = ("The tool could not save the roster (database error); the administrator can "
                     "find the details in the tool's log.")
@@ -74,6 +82,13 @@ class Tally:
     pending_skipped: int = 0
     skipped_names: list = field(default_factory=list)
     committed_at: float = 0.0
+    rows_written: int = 0  # committed by this run
+    analyze_at: int = ANALYZE_FIRST_AT
+
+    @property
+    def uncommitted_writes(self) -> bool:
+        """Whether the session's transaction may hold writes not committed yet."""
+        return bool(self.pending_rows or self.pending_skipped)
 
     def skip(self, labels: list[str]) -> None:
         self.pending_skipped += len(labels)
@@ -98,6 +113,8 @@ class RunState:
     lease: float  # seconds the course lock is held after each renewal
     tally: Tally
     session_factory: Callable[[], Session]
+    pause: Pause  # the client's waits between retries, ended when the run stops
+    join_timeout: float  # how long a closing feed may wait for a fetch under way
     seen: SeenSet = field(default_factory=SeenSet)
     changes: Changes = field(default_factory=Changes)
 
@@ -179,9 +196,11 @@ def _walk_and_apply(session: Session, run: RosterSync, settings: ClientSettings,
     sync_state = lock.state_for(session, context.id)
     session.commit()  # no write transaction may stay open while the client stores a token
     filtered = bool(run.role_filter or run.rlid)
+    pause = Pause()
     state = RunState(session=session, run=run, registration=registration,
-                     client=PlatformClient(session_factory, registration, settings), lease=lease,
-                     tally=tally, session_factory=session_factory)
+                     client=PlatformClient(session_factory, registration, settings, sleep=pause),
+                     lease=lease, tally=tally, session_factory=session_factory, pause=pause,
+                     join_timeout=settings.connect_timeout + settings.read_timeout + 5)
     if sync_state.differences_url and not filtered and not full:
         run.used_differences = True
         session.commit()
@@ -206,26 +225,34 @@ def _walk(state: RunState, url: str, *, role: str | None,
     """Write every page of one roster listing (NRPS 2.0 §2.3); the last page, for its links."""
     last = None
     tally = state.tally
-    for page in nrps.iter_pages(state.client, url, role=role, rlid=rlid):
-        result = write_page(state.session, state.registration, state.run.context_id, page.members,
-                            utcnow())
-        for mid in result.membership_ids:
-            state.seen.add(mid)
-        state.changes.reactivate += result.reactivate
-        state.changes.deactivate += result.deactivate
-        tally.pages += 1
-        tally.pending_pages += 1
-        tally.pending_members += result.members
-        tally.pending_rows += result.rows_written
-        tally.skip(result.skipped)
-        last = page
-        # A page that wrote rows or skipped someone is committed at once (no write transaction
-        # may stay open while the next page is fetched, and the next page's write must start
-        # clean); unchanged pages report progress twice a second.
-        if result.rows_written or result.skipped or page.next_url is None or \
-                time.monotonic() - tally.committed_at >= PROGRESS_EVERY:
-            _commit_progress(state)
-    return last
+    with PageFeed(state.client, url, role=role, rlid=rlid, pause=state.pause,
+                  join_timeout=state.join_timeout) as feed:
+        while True:
+            if tally.uncommitted_writes and not feed.ready():
+                _commit_progress(state)  # no write transaction waits for the network
+            try:
+                page = feed.next()
+            except Exception:
+                if tally.pending_pages:
+                    _commit_progress(state)  # the pages read so far are kept, as they were
+                raise
+            if page is None:
+                return last
+            result = write_page(state.session, state.registration, state.run.context_id,
+                                page.members, utcnow(), after_writes=tally.uncommitted_writes)
+            for mid in result.membership_ids:
+                state.seen.add(mid)
+            state.changes.reactivate += result.reactivate
+            state.changes.deactivate += result.deactivate
+            tally.pages += 1
+            tally.pending_pages += 1
+            tally.pending_members += result.members
+            tally.pending_rows += result.rows_written
+            tally.skip(result.skipped)
+            last = page
+            if page.next_url is None or tally.pending_pages >= COMMIT_PAGES or \
+                    time.monotonic() - tally.committed_at >= PROGRESS_EVERY:
+                _commit_progress(state)
 
 
 def _commit_progress(state: RunState) -> None:
@@ -240,7 +267,12 @@ def _commit_progress(state: RunState) -> None:
     if not lock.renew(session, run.context_id, run.id, state.lease):
         raise ToolError("This sync lost its hold on the course to another run.", code="lock_lost")
     session.commit()
+    tally.rows_written += tally.pending_rows
     tally.pending_pages = tally.pending_members = tally.pending_rows = 0
+    if tally.rows_written >= tally.analyze_at:
+        PageSql.for_session(session).refresh_statistics()
+        session.commit()
+        tally.analyze_at *= 4
     tally.committed_at = time.monotonic()
 
 
