@@ -2,6 +2,13 @@
 
 Login initiation form -> tool redirects to the platform auth endpoint -> the
 platform's auto-submitting form -> POST to the tool's redirect URI.
+
+It also plays what a real browser inside Canvas does with LTI Platform Storage (section 10),
+where the tool's pages run a script: a page whose form says ``data-lti-storage="put"`` stores
+its key and value in Canvas's storage frame, one that says ``"get"`` reads the value back into
+its ``lti_storage_value`` field and is posted from the tool's own origin. As in a browser, a
+message reaches the frame only when the page names the auth endpoint's origin as the target,
+and values are kept per tool origin. The real scripts run in the Playwright tests.
 """
 
 from html.parser import HTMLParser
@@ -44,7 +51,7 @@ class FormParser(HTMLParser):
         a = {k.lower(): (v if v is not None else "") for k, v in attrs}
         if tag == "form":
             self.forms.append({"action": a.get("action", ""), "method": a.get("method", "get").lower(),
-                               "id": a.get("id"), "fields": {}})
+                               "id": a.get("id"), "fields": {}, "attrs": a})
         elif tag == "input" and self.forms and a.get("name"):
             if a.get("type", "text").lower() in ("submit", "button", "image", "reset"):
                 return
@@ -76,10 +83,17 @@ def _same_endpoint(url, target):
     return (a.scheme, a.netloc, a.path) == (b.scheme, b.netloc, b.path)
 
 
+def _origin(url):
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
 class Browser(requests.Session):
     """A ``requests.Session`` with a cookie jar; every call times out after 10 s."""
 
-    def __init__(self, block_cookies=False, timeout=TIMEOUT):
+    def __init__(self, block_cookies=False, timeout=TIMEOUT, platform_storage=True):
+        """``block_cookies``: store no cookie at all; ``platform_storage``: the page that frames
+        the tool holds Canvas's storage frame (False: a platform, or a browser, without it)."""
         super().__init__()
         self.trust_env = False  # never send 127.0.0.1 traffic through an env proxy
         self.timeout = timeout
@@ -88,6 +102,8 @@ class Browser(requests.Session):
         self.last_form = None
         self.last_action = None
         self.last_auth_location = None
+        # Canvas's storage frame: tool origin -> {key: value} (None: no frame in the page).
+        self.platform_storage = {} if platform_storage else None
 
     def request(self, method, url, **kw):
         kw.setdefault("timeout", self.timeout)
@@ -100,6 +116,55 @@ class Browser(requests.Session):
         prepared.headers.pop("Cookie", None)
         prepared.prepare_cookies(self.cookies)
         return prepared
+
+    def cookie_header(self, url):
+        """The Cookie header this browser sends to ``url`` (for posting through another client)."""
+        return requests.cookies.get_cookie_header(self.cookies, requests.Request("POST", url)) or ""
+
+    def auth_location(self, response, auth_url=None):
+        """Where the tool's login answer sends the browser: its redirect's Location, or the URL
+        its page's GET form to the auth endpoint submits (storing what the page stores in the
+        platform's frame first); None when the answer is neither."""
+        if response.status_code in REDIRECTS and response.headers.get("Location"):
+            return urljoin(response.url, response.headers["Location"])
+        if response.status_code != 200:
+            return None
+        for form in parse_forms(response.text):
+            action = urljoin(response.url, form["action"])
+            if form["method"] == "get" and (auth_url is None or _same_endpoint(action, auth_url)):
+                self._storage_put(response.url, form, _origin(action))
+                return requests.Request("GET", action, params=form["fields"]).prepare().url
+        return None
+
+    def _storage_put(self, page_url, form, platform_origin):
+        """``lti.put_data`` to the storage frame at the auth endpoint's origin, as the page's script does."""
+        attrs = form.get("attrs", {})
+        if self.platform_storage is None or attrs.get("data-lti-storage") != "put":
+            return
+        if (attrs.get("data-lti-storage-origin") or "").lower() != platform_origin:
+            return  # a browser drops a message whose target origin is not the frame's
+        store = self.platform_storage.setdefault(_origin(page_url), {})
+        store[attrs.get("data-lti-storage-key", "")] = attrs.get("data-lti-storage-value", "")
+
+    def storage_post(self, response, platform_origin, follow=True):
+        """If ``response`` is the tool's page that reads platform storage, post its form as its
+        script does (value read, from the tool's origin) and return the answer; else None."""
+        if response.status_code != 200 or "data-lti-storage" not in response.text:
+            return None
+        for form in parse_forms(response.text):
+            attrs = form.get("attrs", {})
+            if attrs.get("data-lti-storage") != "get":
+                continue
+            fields = dict(form["fields"])
+            tool_origin = _origin(response.url)
+            if (self.platform_storage is not None
+                    and (attrs.get("data-lti-storage-origin") or "").lower() == platform_origin):
+                store = self.platform_storage.get(tool_origin, {})
+                fields["lti_storage_value"] = store.pop(attrs.get("data-lti-storage-key", ""), "")
+            return self.post(urljoin(response.url, form["action"]), data=fields,
+                             headers={"Origin": tool_origin, "Sec-Fetch-Site": "same-origin"},
+                             allow_redirects=follow)
+        return None
 
     def initiate(self, url, launch, method="POST"):
         """Send the login initiation (section 2) to the tool; redirects not followed."""
@@ -149,18 +214,17 @@ class Browser(requests.Session):
                 return resp
             result = self.authorize(location)
         elif resp.status_code == 200:
-            # Some tools answer with an auto-submitting form to the auth endpoint.
+            # The tool answers a page that goes on to the auth endpoint: a GET form (after
+            # storing its state in the platform's frame) or an auto-submitting POST form.
+            location = self.auth_location(resp, auth_url)
             forms = [f for f in parse_forms(resp.text)
                      if _same_endpoint(urljoin(resp.url, f["action"]), auth_url)]
-            if not forms:
-                return resp
-            form = forms[0]
-            action = urljoin(resp.url, form["action"])
-            if form["method"] == "post":
-                result = self.authorize(action, "POST", form["fields"])
+            if location is not None:
+                result = self.authorize(location)
+            elif forms:
+                result = self.authorize(urljoin(resp.url, forms[0]["action"]), "POST", forms[0]["fields"])
             else:
-                result = self.authorize(requests.Request("GET", action, params=form["fields"])
-                                        .prepare().url)
+                return resp
         else:
             return resp
         if isinstance(result, requests.Response):
@@ -168,4 +232,6 @@ class Browser(requests.Session):
         action, fields = result
         if tamper_form is not None:
             fields = tamper_form(dict(fields))
-        return self.post_form(action, fields, follow=follow)
+        answer = self.post_form(action, fields, follow=follow)
+        checked = self.storage_post(answer, _origin(auth_url), follow=follow)
+        return answer if checked is None else checked

@@ -17,15 +17,21 @@ from .models import Launch
 
 
 class LaunchMixin:
+    # Canvas's web pages always name their storage frame (section 10); None leaves it out, as
+    # Canvas's mobile apps and most other platforms do. Per launch: ``storage_target=``.
+    storage_target = "post_message_forwarding"
+
     def resource_link_launch(self, tool, user, course, deployment_id=None, roles=None,
                              resource_link=None, placement=None, privacy_level=None, ags=True,
                              nrps=True, claims=None, remove=(), header=None, alg="RS256",
                              sign_with=None, clock_offset=0, tamper=False, raw_token=None,
                              message_type="LtiResourceLinkRequest", lineitem=None, custom=None,
-                             target_link_uri=None):
+                             target_link_uri=None, storage_target=...):
         """A pending launch. ``custom``: parameters over the tool's custom fields (a
         deep-linked item's, variables expanded); ``target_link_uri``: the URL launched
-        (a content item's url, a SpeedGrader submission URL); ``lineitem``: id or URL."""
+        (a content item's url, a SpeedGrader submission URL); ``lineitem``: id or URL;
+        ``storage_target``: the ``lti_storage_target`` sent, None for none (default: the
+        platform's ``storage_target``)."""
         launch_id = secrets.token_urlsafe(12)
         deployment_id = deployment_id or tool.deployment_ids[0]
         dl_data = jwt.encode({"launch": launch_id}, self.secret, "HS256")
@@ -59,8 +65,11 @@ class LaunchMixin:
             "lti_message_hint": self._message_hint(launch, course),
             "canvas_region": "us-east-1",
             "canvas_environment": "prod",
-            "lti_storage_target": "post_message_forwarding",
         }
+        if storage_target is ...:
+            storage_target = self.storage_target
+        if storage_target:
+            launch.login_params["lti_storage_target"] = storage_target
         with self.lock:
             self.launches[launch_id] = launch
         return launch

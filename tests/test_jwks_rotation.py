@@ -77,7 +77,7 @@ def test_a_platform_key_set_that_is_down_answers_503(lms):
     assert "did not answer as expected" in resp.text and "Traceback" not in resp.text
     browser = Browser()
     pending = lms.platform.resource_link_launch(lms.registration, lms.student, lms.course)
-    action, fields = browser.authorize(browser.initiate(lms.tool.login_url, pending).headers["Location"])
+    action, fields = browser.authorize(browser.auth_location(browser.initiate(lms.tool.login_url, pending)))
     answer = browser.post(action, data=fields, headers={"Accept": "application/json"})
     assert answer.status_code == 503 and answer.json()["error"] == "platform_jwks_unavailable"
 

@@ -298,9 +298,10 @@ def _launch_through(app, lms, headers):
     browser = Browser()
     pending = lms.platform.resource_link_launch(lms.registration, lms.student, lms.course)
     login = browser.initiate(lms.tool.login_url, pending)
-    _, fields = browser.authorize(login.headers["Location"])
-    client = app.test_client()
-    resp = client.post("/lti/launch", data=fields, headers=headers)
+    action, fields = browser.authorize(browser.auth_location(login))
+    client = app.test_client(use_cookies=False)  # the Cookie header below is sent as given
+    # With the login cookie of the browser that began the launch (it binds the launch).
+    resp = client.post("/lti/launch", data=fields, headers={**headers, "Cookie": browser.cookie_header(action)})
     assert resp.status_code == 303, resp.text[:400]
     location = urlsplit(resp.headers["Location"])
     page = client.get(f"{location.path}?{location.query}", headers=headers)

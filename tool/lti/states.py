@@ -7,13 +7,26 @@ registration must be the one the id_token names, and the id_token's nonce must b
 the state. A nonce is recorded as used only once the platform's signature on the id_token is
 verified, so the same id_token can never be accepted twice (pylti1p3 only checks that a nonce
 exists and never removes it) and a flood of logins or forged launches stores nothing.
+
+The state also ties the launch to the browser that began the login (OAuth 2.0, RFC 6749
+§10.12: the state binds the request to the user agent; see ``tool/web/binding.py``). It records
+the platform's storage frame when the login offered one (``lti_storage_target``, 1EdTech LTI
+Client Side postMessages, target frame; facts sheet section 10) and the origin of the platform's auth endpoint, which
+is the only origin the tool's page accepts storage answers from. :func:`proof` derives, from the
+state and SECRET_KEY, the values the browser keeps (a cookie, or the platform's storage) and hands
+back at launch: only the server can compute them, and each one is good for one state only.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import random
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete
@@ -25,7 +38,10 @@ from .errors import LaunchError
 
 NONCE_KEEP = timedelta(hours=2)  # longer than id_token exp (Canvas: iat + 3600) plus leeway
 SALT = "lti-login-state"  # its own salt: no other token signed with SECRET_KEY is a valid state
-STATE_MAX = 1024  # a state this tool issued is about 120 characters
+STATE_MAX = 1024  # a state this tool issued is about 120 characters, 200 with a storage target
+# A frame name as platforms send it ("post_message_forwarding", "_parent"); anything else is ignored.
+_FRAME_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 def _serializer(secret_key: str) -> URLSafeTimedSerializer:
@@ -40,10 +56,33 @@ def app_setting(name: str, given):
     return current_app.config[name]
 
 
-def issue(registration_id: int, secret_key: str | None = None) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Storage:
+    """Where the platform keeps values for the tool (LTI postMessage Storage): the frame named
+    ``target`` in the tool frame's parent, answering from ``origin`` (the auth endpoint's origin)."""
+
+    target: str
+    origin: str
+
+
+def storage_for(target: str | None, auth_login_url: str) -> Storage | None:
+    """The platform storage a login offers, or None: no target, an odd frame name, or an auth
+    endpoint whose origin cannot be named exactly (a postMessage target origin must be)."""
+    if not target or not _FRAME_NAME.fullmatch(target):
+        return None
+    parts = urlsplit(auth_login_url)
+    origin = f"{parts.scheme}://{parts.netloc}".lower()
+    return Storage(target=target, origin=origin) if _ORIGIN.fullmatch(origin) else None
+
+
+def issue(registration_id: int, secret_key: str | None = None,
+          storage: Storage | None = None) -> tuple[str, str]:
     """A fresh (state, nonce) for a login of ``registration_id``; nothing is stored."""
     nonce = secrets.token_urlsafe(24)
-    state = _serializer(app_setting("SECRET_KEY", secret_key)).dumps({"n": nonce, "r": registration_id})
+    data: dict = {"n": nonce, "r": registration_id}
+    if storage is not None:
+        data["t"], data["o"] = storage.target, storage.origin
+    state = _serializer(app_setting("SECRET_KEY", secret_key)).dumps(data)
     return state, nonce
 
 
@@ -51,6 +90,50 @@ def issue(registration_id: int, secret_key: str | None = None) -> tuple[str, str
 class IssuedState:
     nonce: str
     registration_id: int
+    storage: Storage | None = None
+
+
+def proof(state: str, purpose: str, secret_key: str | None = None) -> str:
+    """A value only this tool can derive for ``state``: HMAC-SHA256 under SECRET_KEY, with the
+    ``purpose`` ("cookie", "storage") in the message so one never stands in for the other."""
+    key = app_setting("SECRET_KEY", secret_key).encode()
+    mac = hmac.new(key, f"lti-login-binding|{purpose}|{state}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def fingerprint(state: str) -> str:
+    """A short name for a state (cookie names, storage keys): 16 URL-safe characters of its hash."""
+    digest = hashlib.sha256(state.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()[:16]
+
+
+def proof_matches(given: str | None, state: str, purpose: str, secret_key: str | None = None) -> bool:
+    if not given or len(given) > 128:
+        return False
+    return secrets.compare_digest(given.encode(), proof(state, purpose, secret_key).encode())
+
+
+def peek(state: str | None, *, secret_key: str | None = None,
+         max_age: int | None = None) -> IssuedState | None:
+    """What a state says when it is this tool's and young enough, else None (the launch's own
+    check then names the problem). No registration is known yet at this point."""
+    if not state or len(state) > STATE_MAX:
+        return None
+    try:
+        data = _serializer(app_setting("SECRET_KEY", secret_key)).loads(
+            state, max_age=app_setting("LOGIN_STATE_TTL", max_age))
+    except BadSignature:  # SignatureExpired included
+        return None
+    return _issued(data)
+
+
+def _issued(data) -> IssuedState | None:
+    if not isinstance(data, dict) or not isinstance(data.get("n"), str) or not isinstance(data.get("r"), int):
+        return None
+    storage = None
+    if isinstance(data.get("t"), str) and isinstance(data.get("o"), str):
+        storage = Storage(target=data["t"], origin=data["o"])
+    return IssuedState(nonce=data["n"], registration_id=data["r"], storage=storage)
 
 
 def read_state(state: str, registration_id: int, *, secret_key: str | None = None,
@@ -70,12 +153,13 @@ def read_state(state: str, registration_id: int, *, secret_key: str | None = Non
                           hint="Launch the tool again from the course. If this keeps happening, check that "
                                "the platform's redirect URI is this tool's /lti/launch.",
                           code="state_unknown") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("n"), str) or not isinstance(data.get("r"), int):
+    issued = _issued(data)
+    if issued is None:
         raise LaunchError("The launch's state was not issued by this tool's login step.", code="state_unknown")
-    if data["r"] != registration_id:
+    if issued.registration_id != registration_id:
         raise LaunchError("The launch's state was issued for a different platform registration.",
                           code="state_mismatch")
-    return IssuedState(nonce=data["n"], registration_id=data["r"])
+    return issued
 
 
 def check_nonce(login: IssuedState, nonce: str) -> None:

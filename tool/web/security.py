@@ -6,7 +6,10 @@
   ``frame-ancestors`` lets a page be framed by the platform that launched it
   (``flask.g.frame_ancestors``, set when a request loaded a page session) and, for pages that
   hold nothing personal, by any https origin: Canvas shows tools in an iframe, so
-  ``X-Frame-Options`` (which cannot name several origins) is never sent.
+  ``X-Frame-Options`` (which cannot name several origins) is never sent. The login and launch
+  pages that talk to the platform's storage frame add the platform's exact origin
+  (``flask.g.frame_ancestors_extra``); the login page sends its form to the platform's auth
+  endpoint (``flask.g.form_action``).
 - Forwarded headers: ``X-Forwarded-*`` are honoured only from ``PROXY_HOPS`` proxies
   (Werkzeug ProxyFix), ``X-Forwarded-Prefix`` only with ``TRUST_FORWARDED_PREFIX=1`` and only
   when it is a plain path, never ``//host`` (which browsers read as another site).
@@ -38,6 +41,13 @@ def frame_ancestors_default(base_url: str) -> list[str]:
     return sources
 
 
+def frame_ancestors_extra(origins) -> list[str]:
+    """Exact origins added to the default for a page before any launch: the platform that runs
+    the login (``flask.g.frame_ancestors_extra``), which may be a loopback http platform in front
+    of a tool on another address."""
+    return [o for o in (origins or []) if isinstance(o, str) and _ORIGIN.match(o)]
+
+
 def frame_ancestors_for(origins) -> list[str]:
     """The platform's origins as CSP sources; anything not a bare origin is dropped."""
     kept = [o for o in (origins or []) if isinstance(o, str) and _ORIGIN.match(o)]
@@ -45,8 +55,10 @@ def frame_ancestors_for(origins) -> list[str]:
 
 
 def form_action_for(origins) -> list[str]:
-    """``'self'`` plus the bare origins a page may post a form to; anything else is dropped."""
-    return ["'self'"] + [o for o in (origins or []) if isinstance(o, str) and _ORIGIN.match(o)]
+    """``'self'`` plus the bare origins (or ``https:``) a page may send a form to; anything
+    else is dropped."""
+    return ["'self'"] + [o for o in (origins or [])
+                         if isinstance(o, str) and (o == "https:" or _ORIGIN.match(o))]
 
 
 def content_security_policy(frame_sources: list[str], form_sources: list[str] | None = None) -> str:
@@ -75,8 +87,10 @@ def _add_headers(response):
             "Open the tool again from your course.", "location_too_long"))
     origins = g.get("frame_ancestors")
     frame_sources = (frame_ancestors_for(origins) if origins is not None
-                     else frame_ancestors_default(current_app.config["TOOL_BASE_URL"]))
-    # Only the deep linking answer posts elsewhere: to the platform's return URL (g.form_action).
+                     else frame_ancestors_default(current_app.config["TOOL_BASE_URL"])
+                     + frame_ancestors_extra(g.get("frame_ancestors_extra")))
+    # Forms go elsewhere only from the deep linking answer (the platform's return URL) and the
+    # login page (the platform's auth endpoint): g.form_action.
     response.headers["Content-Security-Policy"] = content_security_policy(
         frame_sources, form_action_for(g.get("form_action")))
     # Page references ride in URLs: never hand them to another site in a Referer.
