@@ -3,9 +3,13 @@
 Runs the tool as it ships (SQLite by default, or ``--database-url``) and, in the same run and
 against an identical emulated Canvas, the same flow done with plain pylti1p3 defaults (its Flask
 helpers, a dict ToolConf, launch data in Flask's cookie session, no JWKS cache). Prints launches
-per second, median and p90 tool-side time per launch, and platform JWKS requests per launch.
+per second, median and p90 tool-side time per launch, platform JWKS requests per launch, and the
+SQL statements and commits of one returning student's and one instructor's launch (login to
+landing page). Launches are course navigation launches (the same resource link each time, as a
+returning person's are); ``--placement new-link`` makes every launch a link the tool never saw.
 
     python bench/launch.py                # 300 launches each
+    python bench/launch.py --jwks-latency 0.05     # the platform's key set answers in 50 ms
     python bench/launch.py -n 1000 --database-url postgresql://postgres@127.0.0.1:5432/test
 """
 from __future__ import annotations
@@ -91,23 +95,57 @@ def make_plain_pylti1p3(workdir: Path):
 
 
 def run(name: str, platform: Platform, login_url: str, reg, users, course, timed: TimedApp, n: int,
-        warmup: int) -> dict:
+        warmup: int, placement: str | None) -> dict:
     jwks_before = platform.jwks_requests  # the warm-up counts: a cold cache's first fetch is real
+
+    def pending(i: int):
+        return platform.resource_link_launch(reg, users[i % len(users)], course, placement=placement)
+
     for i in range(warmup):
-        Browser().launch(login_url, platform.resource_link_launch(reg, users[i % len(users)], course))
+        Browser().launch(login_url, pending(i))
     timed.take()
     per_launch: list[float] = []
+    cpu_per_launch: list[float] = []
     began = time.perf_counter()
     failures = 0
     for i in range(n):
-        resp = Browser().launch(login_url, platform.resource_link_launch(reg, users[i % len(users)], course))
+        resp = Browser().launch(login_url, pending(i))
         if resp.status_code != 200:
             failures += 1
-        per_launch.append(sum(seconds for _path, seconds in timed.take()))
+        samples = timed.take()
+        per_launch.append(sum(wall for _path, wall, _cpu in samples))
+        cpu_per_launch.append(sum(cpu for _path, _wall, cpu in samples))
     wall = time.perf_counter() - began
     return {"name": name, "n": n, "failures": failures, "per_s": n / wall,
             "median_ms": median_ms(per_launch), "p90_ms": pct(per_launch, 0.9),
+            "cpu_ms": median_ms(cpu_per_launch),
             "jwks_per_launch": (platform.jwks_requests - jwks_before) / (n + warmup)}
+
+
+def count_statements(login_url: str, platform: Platform, reg, course, users, placement) -> dict:
+    """SQL statements and commits of one returning student's and one instructor's launch."""
+    from sqlalchemy import event
+    from tool.db import db
+    seen = {"statements": 0, "commits": 0}
+
+    def statement(*_args) -> None:
+        seen["statements"] += 1
+
+    def commit(*_args) -> None:
+        seen["commits"] += 1
+
+    out = {}
+    student = next(u for i, u in enumerate(users) if i % 10)
+    for who, user in (("student", student), ("instructor", users[0])):
+        Browser().launch(login_url, platform.resource_link_launch(reg, user, course, placement=placement))
+        event.listen(db.engine, "before_cursor_execute", statement)
+        event.listen(db.engine, "commit", commit)
+        seen.update(statements=0, commits=0)
+        Browser().launch(login_url, platform.resource_link_launch(reg, user, course, placement=placement))
+        event.remove(db.engine, "before_cursor_execute", statement)
+        event.remove(db.engine, "commit", commit)
+        out[who] = dict(seen)
+    return out
 
 
 def emulated_canvas(login_url: str, launch_url: str, jwks_url: str, people: int):
@@ -132,7 +170,11 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--jwks-latency", type=float, default=0.0,
                         help="seconds the platform's key set takes to answer (a real Canvas: about 0.05)")
+    parser.add_argument("--placement", choices=["course_navigation", "new-link"],
+                        default="course_navigation",
+                        help="course_navigation: the same link every launch; new-link: a new one each time")
     args = parser.parse_args()
+    placement = None if args.placement == "new-link" else args.placement
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -156,10 +198,10 @@ def main() -> None:
         for r in range(rounds):
             totals["tool"].append(run("tool", ours_platform, tool_server.url + "/lti/login", ours_reg,
                                       ours_users, ours_course, tool_timed, per_round,
-                                      args.warmup if r == 0 else 0))
+                                      args.warmup if r == 0 else 0, placement))
             totals["plain"].append(run("plain pylti1p3", plain_platform, plain_login, plain_reg,
                                        plain_users, plain_course, plain_timed, per_round,
-                                       args.warmup if r == 0 else 0))
+                                       args.warmup if r == 0 else 0, placement))
         for key, label in (("tool", "this tool"), ("plain", "plain pylti1p3 defaults")):
             rows = totals[key]
             results.append({
@@ -167,20 +209,29 @@ def main() -> None:
                 "per_s": sorted(r["per_s"] for r in rows)[len(rows) // 2],
                 "median_ms": sorted(r["median_ms"] for r in rows)[len(rows) // 2],
                 "p90_ms": sorted(r["p90_ms"] for r in rows)[len(rows) // 2],
+                "cpu_ms": sorted(r["cpu_ms"] for r in rows)[len(rows) // 2],
                 "jwks_per_launch": sum(r["jwks_per_launch"] * r["n"] for r in rows) / sum(r["n"] for r in rows),
             })
         db = args.database_url.split(":", 1)[0] if args.database_url else "sqlite"
+        counts = count_statements(tool_server.url + "/lti/login", ours_platform, ours_reg, ours_course,
+                                  ours_users, placement)
         print(f"launch benchmark: {results[0]['n']} launches per flow in {rounds} alternating rounds, "
-              f"database {db}, {args.people} people, key set latency {args.jwks_latency * 1000:.0f} ms")
-        print(f"{'flow':<26}{'launches/s':>11}{'median ms':>11}{'p90 ms':>9}{'JWKS req/launch':>17}{'failed':>8}")
+              f"database {db}, {args.people} people, key set latency {args.jwks_latency * 1000:.0f} ms, "
+              f"{args.placement} launches")
+        print(f"{'flow':<26}{'launches/s':>11}{'median ms':>11}{'p90 ms':>9}{'CPU ms':>9}"
+              f"{'JWKS req/launch':>17}{'failed':>8}")
         for row in results:
             print(f"{row['name']:<26}{row['per_s']:>11.1f}{row['median_ms']:>11.2f}{row['p90_ms']:>9.2f}"
-                  f"{row['jwks_per_launch']:>17.3f}{row['failures']:>8}")
+                  f"{row['cpu_ms']:>9.2f}{row['jwks_per_launch']:>17.3f}{row['failures']:>8}")
         ours, plain = results
-        print(f"ratio (tool / plain): throughput x{ours['per_s'] / plain['per_s']:.2f}, "
-              f"median tool-side time x{ours['median_ms'] / plain['median_ms']:.2f}")
-        print("tool-side time = server time for the login, launch and landing requests of one launch "
-              "(median over launches; medians of 3 rounds)")
+        print(f"plain / tool: median tool-side time x{plain['median_ms'] / ours['median_ms']:.2f} "
+              f"(tool CPU x{plain['cpu_ms'] / ours['cpu_ms']:.2f}), "
+              f"throughput x{ours['per_s'] / plain['per_s']:.2f}")
+        print("tool-side time = server time for the login, launch and landing requests of one launch; "
+              "CPU = the serving threads' CPU time for them (median over launches; medians of 3 rounds)")
+        print("SQL per returning launch, login to landing page: " + ", ".join(
+            f"{who} {c['statements']} statements / {c['commits']} commit{'s' if c['commits'] != 1 else ''}"
+            for who, c in counts.items()))
         for server in (tool_server, plain_server):
             server.stop()
         ours_platform.stop()

@@ -32,7 +32,7 @@ def platform(tool):
 
 def _login(tool, platform, *, client_id: bool):
     params = dict(platform.resource_link_launch(platform.registration, platform.student,
-                                                platform.course).login_params)
+                                                platform.course, storage_target=None).login_params)
     if not client_id:
         params.pop("client_id", None)
     return tool.app.test_client().get("/lti/login", query_string=params,

@@ -257,10 +257,12 @@ def test_a_page_view_loads_its_session_in_one_query(tool, lms):
 
 
 def _launch_form(lms):
+    """(action, fields, headers): the launch form, and the login cookie that binds it to the browser."""
     browser = Browser()
     pending = lms.platform.resource_link_launch(lms.registration, lms.teacher, lms.course)
     login = browser.initiate(lms.tool.login_url, pending)
-    return browser.authorize(login.headers["Location"])
+    action, fields = browser.authorize(browser.auth_location(login))
+    return action, fields, {"Cookie": browser.cookie_header(action)}
 
 
 FORWARDED = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
@@ -269,8 +271,9 @@ FORWARDED = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
 
 
 def test_the_launch_redirect_is_absolute_under_the_base_url_whatever_the_headers(tool, lms):
-    action, fields = _launch_form(lms)
-    resp = requests.post(action, data=fields, headers=FORWARDED, allow_redirects=False, timeout=10)
+    action, fields, cookie = _launch_form(lms)
+    resp = requests.post(action, data=fields, headers={**FORWARDED, **cookie}, allow_redirects=False,
+                         timeout=10)
     assert resp.status_code == 303
     location = resp.headers["Location"]
     assert location.startswith(tool.base_url + "/instructor?t="), location
@@ -281,8 +284,9 @@ def test_even_behind_a_trusted_proxy_the_redirect_comes_from_the_base_url(tool, 
     from tool import create_app, jobs
     behind = create_app(replace(tool.settings, proxy_hops=1))
     try:
-        _, fields = _launch_form(lms)
-        resp = behind.test_client().post("/lti/launch", data=fields, headers=FORWARDED)
+        _, fields, cookie = _launch_form(lms)
+        resp = behind.test_client(use_cookies=False).post("/lti/launch", data=fields,
+                                                          headers={**FORWARDED, **cookie})
         assert resp.status_code == 303
         assert resp.headers["Location"].startswith(tool.base_url + "/instructor?t="), resp.headers["Location"]
     finally:

@@ -10,11 +10,12 @@ whatever the process umask.
 from __future__ import annotations
 
 import os
+import time
 import weakref
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -139,8 +140,40 @@ def _make_engine(url: str) -> Engine:
     # No server-side prepared statements: psycopg prepares a query after 5 runs and PostgreSQL
     # may then keep a generic plan chosen while a table was still small (seq scans on users
     # and memberships during a first big roster sync: 2x slower at 20,000 members).
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
-                         connect_args={"prepare_threshold": None})
+    engine = create_engine(url, pool_size=10, max_overflow=10,
+                           connect_args={"prepare_threshold": None})
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection unused this long is checked with a ping before it is handed out.
+IDLE_PING_AFTER = 10.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection only when it sat idle (SQLAlchemy's pre-ping pings every checkout).
+
+    A connection back in the pool a moment ago is as good as the statement it just ran, and a
+    ping is one more round trip on every request; one idle for a while may have been closed by
+    the server, a proxy or a restart. A ping that finds it dead empties the pool, as pre-ping
+    does; a server that dies under steady traffic costs the requests in flight at that moment,
+    after which SQLAlchemy invalidates the pool on the first disconnect error.
+    """
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _handed_out(dbapi_conn, record, _proxy) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < IDLE_PING_AFTER:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as err:
+            if engine.dialect.is_disconnect(err, dbapi_conn, None):
+                raise exc.InvalidatePoolError() from err
+            raise
 
 
 def insert_for(session: Session, model: Any):

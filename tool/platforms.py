@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from config import is_loopback
 
-from . import registrations
+from . import registrations, registry
 from .errors import ToolError
 from .models import Context, Deployment, Registration, User
 
@@ -42,6 +42,8 @@ class PlatformSpec:
     name: str = ""
     # The school's own address (Canvas: the URL given to --canvas); pages may be framed by it.
     platform_url: str | None = None
+    # How it is added: "manual", "dynamic" or "sandbox"; None keeps what is stored.
+    source: str | None = None
 
 
 @dataclass
@@ -164,6 +166,7 @@ def save_platform(session: Session, spec: PlatformSpec, deployment_ids: list[str
         "platform_url": spec.platform_url or reg.platform_url,
         "accepts_any_deployment": any_deployment or bool(reg.accepts_any_deployment),
         "matches_by_email": match_email or bool(reg.matches_by_email),
+        "source": spec.source or reg.source or "manual",
     }
     changes = []
     for attr, value in wanted.items():
@@ -177,13 +180,16 @@ def save_platform(session: Session, spec: PlatformSpec, deployment_ids: list[str
             registrations.add_deployment(session, reg, deployment_id)
             if not created:
                 changes.append(f"deployment {deployment_id} added")
+    if created or changes:
+        registry.bump(session)  # every process reads the registration again
     session.commit()
     return Saved(reg, created, changes)
 
 
 FIELD_NAMES = {"name": "name", "auth_login_url": "auth login URL", "auth_token_url": "token URL",
                "key_set_url": "key set URL", "platform_url": "platform URL",
-               "accepts_any_deployment": "any deployment", "matches_by_email": "match by email"}
+               "accepts_any_deployment": "any deployment", "matches_by_email": "match by email",
+               "source": "source"}
 
 
 def _shown(value) -> str:
@@ -216,4 +222,5 @@ def remove_platform(session: Session, issuer: str, client_id: str) -> None:
     """Delete a registration; its deployments, users, courses, memberships and page sessions go
     with it (foreign keys ON DELETE CASCADE)."""
     session.delete(registrations.get(session, issuer, client_id))
+    registry.bump(session)  # every process refuses its launches from the next one on
     session.commit()

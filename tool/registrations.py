@@ -7,6 +7,10 @@ registration is answered. A deployment is unique on (registration, deployment_id
 §3.1.3); one that an ``--any-deployment`` registration meets for the first time is recorded only
 after a launch whose signature verified. Validation of what an administrator types lives in
 ``tool/platforms.py``; this module trusts its arguments.
+
+Login and launch read registrations and deployments through ``tool/registry.py``, which holds
+them in each process; every write here moves its version (``registry.bump``) in the same
+transaction, so every process sees the change on its next request.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import registry
 from .db import upsert
 from .errors import ToolError
 from .lti.errors import DeploymentNotFound, fix_command
@@ -74,7 +79,7 @@ def add_deployment(session: Session, registration: Registration, deployment_id: 
     """The deployment row, created when missing (the one get-or-create for deployments).
 
     One upsert, so two launches that meet a new deployment at once leave one row; the caller
-    commits.
+    commits, and every process sees the new row from then on (``registry.bump``).
     """
     row = find_deployment(session, registration, deployment_id)
     if row is not None:
@@ -83,6 +88,7 @@ def add_deployment(session: Session, registration: Registration, deployment_id: 
                                   "deployment_id": deployment_id,
                                   "is_auto_recorded": auto_recorded}],
            keys=["registration_id", "deployment_id"])
+    registry.bump(session)
     return find_deployment(session, registration, deployment_id)
 
 

@@ -1,31 +1,37 @@
 """Launch validation: the id_token a platform form-posts to ``/lti/launch``, checked completely.
 
 Each step enforces one rule and fails with a reason an admin can act on (LTI 1.3 core §5.1.2,
-§5.3, §5.4; Security Framework §5.1.3). pylti1p3's ``MessageLaunch`` parses the JWT and runs its
-message validators, but its signature, audience, time, nonce and state checks are replaced:
-they skip ``aud``/``azp``, accept tokens without ``exp``/``iat``, have no leeway, and never
-spend a nonce (pylti1p3 notes).
+§5.3, §5.4; Security Framework §5.1.3). The JWT is verified here with ``cryptography`` and the
+platform's key object kept in memory (RFC 7515 §5.2, RS256 only); the per-message-type rules are
+pylti1p3's validators. pylti1p3's own signature, audience, time, nonce and state checks are not
+used: they skip ``aud``/``azp``, accept tokens without ``exp``/``iat``, have no leeway, and never
+spend a nonce (pylti1p3 notes). Registrations and deployments come from the process's registry
+(``tool/registry.py``), which reads one version number per launch.
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import re
+import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import jwt
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from pylti1p3.exception import LtiException
-from pylti1p3.message_launch import MessageLaunch
-from pylti1p3.request import Request
-from pylti1p3.session import SessionService
+from pylti1p3.message_validators import get_validators
 from sqlalchemy.orm import Session
 
-from .. import registrations
-from ..models import Deployment, Registration
+from .. import registrations, registry
+from ..registry import DeploymentRecord, RegistrationRecord
 from . import claims as c
 from . import deep_linking, states
 from .claims import Launch
-from .errors import LaunchError, PlatformError, RegistrationNotFound
+from .errors import LaunchError, RegistrationNotFound
 from .platform_keys import PlatformKeyCache
-from .toolconf import DatabaseToolConf
 
 
 @dataclass
@@ -36,53 +42,78 @@ class LaunchSettings:
     state_ttl: int | None = None
 
 
-class _FormRequest(Request):
-    def __init__(self, form: Mapping[str, str]) -> None:
-        self.form = form
-
-    @property
-    def session(self) -> dict:  # pylti1p3 wants one; nothing is stored in it
-        return {}
-
-    def is_secure(self) -> bool:
-        return True
-
-    def get_param(self, key: str) -> str:
-        return self.form.get(key) or ""
+class _Rejected(Exception):
+    """The token failed a check of its encoding or claims (the reason is shown as is)."""
 
 
-class _NoCookies:
-    def get_cookie(self, name: str) -> None:
-        return None
-
-    def set_cookie(self, *args: Any, **kwargs: Any) -> None:
-        return None
+_B64URL = re.compile(rb"[A-Za-z0-9_-]*")
+_VALIDATORS = get_validators()  # pylti1p3's per-message-type validators hold no state
+_PKCS1 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
 
 
-class _CheckedLaunch(MessageLaunch):
-    """pylti1p3's MessageLaunch with the tool's validation chain."""
+def _lenient_part(part: str) -> Any:
+    """A header or payload as a permissive decoder reads it (padding added, then JSON)."""
+    padded = part + "=" * (-len(part) % 4)
+    return json.loads(base64.b64decode(padded.translate(_URLSAFE)).decode("utf-8"))
+
+
+_URLSAFE = str.maketrans("-_", "+/")
+
+
+def _segment(segment: bytes, name: str) -> bytes:
+    """A strict base64url segment (RFC 7515 §2): its alphabet, canonical, at most 2 pad characters."""
+    stripped = segment.rstrip(b"=")
+    pad = len(segment) - len(stripped)
+    if pad > 2 or (pad and len(segment) % 4) or len(stripped) % 4 == 1 \
+            or not _B64URL.fullmatch(stripped):
+        raise _Rejected(f"Invalid {name} padding")
+    try:
+        decoded = base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise _Rejected(f"Invalid {name} padding") from exc
+    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != stripped:
+        raise _Rejected(f"Invalid {name} padding")
+    return decoded
+
+
+def _integer(payload: dict, claim: str, what: str) -> int:
+    try:
+        return int(payload[claim])
+    except (ValueError, TypeError, OverflowError):
+        raise _Rejected(f"{what} claim ({claim}) must be an integer.") from None
+
+
+class _Expired(Exception):
+    pass
+
+
+class _Immature(Exception):
+    pass
+
+
+class _CheckedLaunch:
+    """The tool's validation chain over one launch form."""
 
     def __init__(self, form: Mapping[str, str], session: Session, keys: PlatformKeyCache,
                  settings: LaunchSettings) -> None:
-        request = _FormRequest(form)
-        conf = DatabaseToolConf(session)
-        super().__init__(request, conf, session_service=SessionService(request),
-                         cookie_service=_NoCookies())
+        self.form = form
         self.db = session
         self.keys = keys
         self.settings = settings
-        self.registration: Registration | None = None
-        self._registration = None
+        self.registry = None
+        self.header: dict = {}
+        self.body: dict = {}
+        self.registration: RegistrationRecord | None = None
         self.client_id = ""
-        self.deployment: Deployment | None = None
+        self.deployment: DeploymentRecord | None = None
         self.login: states.IssuedState | None = None
 
-    def _get_request_param(self, key: str) -> str:
-        return self._request.get_param(key)
+    def _param(self, key: str) -> str:
+        return self.form.get(key) or ""
 
     # -- the chain ------------------------------------------------------------------------
     def run(self) -> Launch:
-        self._validated = True  # stop pylti1p3 from auto-running its own validate()
         self.check_form()
         self.check_format()
         self.check_header()
@@ -93,42 +124,48 @@ class _CheckedLaunch(MessageLaunch):
         self.check_claims()
         self.check_deployment()
         self.check_message()
-        body = self._jwt["body"]
+        body = self.body
         # Spent before it is compared with the state's, so a replayed id_token is named as such
         # even when it comes with a fresh state; a refused launch is rolled back, spend included.
         states.spend_nonce(self.db, body["nonce"], self.registration.id)
         states.check_nonce(self.login, body["nonce"])
-        if self.deployment is None:  # an any-deployment registration meets a new deployment
-            self.deployment = registrations.record_deployment(self.db, self.registration,
-                                                              body[c.DEPLOYMENT_ID])
+        deployment_pk = self.deployment.id if self.deployment is not None else None
+        if deployment_pk is None:  # an any-deployment registration meets a new deployment
+            deployment_pk = registrations.record_deployment(self.db, self.registration,
+                                                            body[c.DEPLOYMENT_ID]).id
         return Launch(registration_id=self.registration.id, issuer=body["iss"],
                       client_id=self.client_id, deployment_id=body[c.DEPLOYMENT_ID],
                       message_type=body[c.MESSAGE_TYPE], sub=body["sub"],
                       roles=launch_roles(body[c.ROLES]), body=body,
                       nonce=body["nonce"],
-                      deployment_pk=self.deployment.id, registration=self.registration)
+                      deployment_pk=deployment_pk, registration=self.registration)
 
     def check_form(self) -> None:
-        if not self._get_request_param("id_token"):
+        if not self._param("id_token"):
             raise LaunchError("The launch form has no id_token.",
                               hint="The platform must form-post id_token and state to /lti/launch.",
                               code="id_token_missing")
-        if not self._get_request_param("state"):
+        if not self._param("state"):
             raise LaunchError("The launch form has no state, so it cannot be matched to a login.",
                               hint="Launch the tool from the course; /lti/launch cannot be opened directly.",
                               code="state_missing")
 
     def check_format(self) -> None:
+        """Three base64url-encoded JSON parts (RFC 7519 §7.2), header and payload objects."""
+        parts = self._param("id_token").split(".")
         try:
-            self.validate_jwt_format()  # pylti1p3: three parts, base64url JSON header and body
-        except LtiException as exc:
+            if len(parts) != 3:
+                raise ValueError("a JWT has 3 parts")
+            header, body = _lenient_part(parts[0]), _lenient_part(parts[1])
+        except Exception as exc:  # any decoding or JSON failure: not a JWT
             raise LaunchError("The id_token is not a valid JWT (three base64url-encoded JSON parts).",
                               code="id_token_malformed") from exc
-        if not isinstance(self._jwt.get("header"), dict) or not isinstance(self._jwt.get("body"), dict):
+        if not isinstance(header, dict) or not isinstance(body, dict):
             raise LaunchError("The id_token header or payload is not a JSON object.", code="id_token_malformed")
+        self.header, self.body = header, body
 
     def check_header(self) -> None:
-        header = self._jwt["header"]
+        header = self.header
         alg = header.get("alg")
         if alg != "RS256":
             raise LaunchError(f"The id_token is signed with alg {alg!r}; LTI 1.3 requires RS256.",
@@ -140,7 +177,7 @@ class _CheckedLaunch(MessageLaunch):
         _identifier(header["kid"], "header's kid")
 
     def check_registration(self) -> None:
-        body = self._jwt["body"]
+        body = self.body
         iss = body.get("iss")
         if not iss or not isinstance(iss, str):
             raise LaunchError("The id_token has no issuer (iss).", code="iss_missing")
@@ -153,7 +190,8 @@ class _CheckedLaunch(MessageLaunch):
             _identifier(value, "aud")
         if body.get("azp") is not None:
             _identifier(body["azp"], "azp")
-        known = registrations.of_issuer(self.db, iss)
+        self.registry = registry.view(self.db)
+        known = self.registry.of_issuer(iss)
         if not known:
             raise RegistrationNotFound(
                 f"No platform with issuer {iss!r} is registered with this tool.",
@@ -176,48 +214,61 @@ class _CheckedLaunch(MessageLaunch):
 
     def check_state(self) -> None:
         """The state was issued by this tool's login, is young enough, and for this registration."""
-        self.login = states.read_state(self._get_request_param("state"), self.registration.id,
+        self.login = states.read_state(self._param("state"), self.registration.id,
                                        secret_key=self.settings.secret_key,
                                        max_age=self.settings.state_ttl)
 
     def check_signature(self) -> None:
-        jwk = self.keys.key_for(self.registration.key_set_url, self._jwt["header"]["kid"])
+        """RS256 over the token as sent (RFC 7515 §5.2), then exp, iat, nbf, iss and aud (RFC 7519 §4.1)."""
+        key = self.keys.public_key(self.registration.key_set_url, self.header["kid"])
+        leeway = self.settings.leeway
         try:
-            key = jwt.PyJWK(jwk, algorithm="RS256").key
-        except (jwt.PyJWKError, TypeError, ValueError) as exc:
-            # The platform published it: its fault, not the launching browser's.
-            raise PlatformError("The platform's key for this kid is not a usable RSA key.",
-                                hint="Tell the platform's administrator; launches signed with other "
-                                     "keys are not affected.",
-                                code="platform_key_invalid") from exc
-        try:
-            jwt.decode(self._get_request_param("id_token"), key, algorithms=["RS256"],
-                       audience=self.client_id, issuer=self.registration.issuer,
-                       leeway=self.settings.leeway,
-                       options={"require": ["exp", "iat"], "verify_iat": True})
-        except jwt.ExpiredSignatureError as exc:
+            token = self._param("id_token").encode("utf-8")
+            signing_input, _, signature = token.rpartition(b".")
+            header_part, _, payload_part = signing_input.partition(b".")
+            _segment(header_part, "header")
+            _segment(payload_part, "payload")
+            try:
+                key.verify(_segment(signature, "crypto"), signing_input, _PKCS1, _SHA256)
+            except InvalidSignature:
+                raise LaunchError("The id_token's signature does not verify with the platform's key: it "
+                                  "was altered or not signed by this platform.",
+                                  code="bad_signature") from None
+            payload = self.body
+            for claim in ("exp", "iat"):
+                if payload.get(claim) is None:
+                    raise LaunchError(f"The id_token has no {claim!r} claim; exp and iat are required.",
+                                      code="timestamp_missing")
+            now = time.time()
+            if _integer(payload, "iat", "Issued At") > now + leeway:
+                raise _Immature()
+            if "nbf" in payload and _integer(payload, "nbf", "Not Before") > now + leeway:
+                raise _Immature()
+            if _integer(payload, "exp", "Expiration Time") <= now - leeway:
+                raise _Expired()
+            if payload.get("iss") != self.registration.issuer:
+                raise _Rejected("Invalid issuer")
+            auds = payload.get("aud")
+            auds = [auds] if isinstance(auds, str) else auds
+            if not isinstance(auds, list) or any(not isinstance(a, str) for a in auds):
+                raise _Rejected("Invalid claim format in token")
+            if self.client_id not in auds:
+                raise LaunchError("The id_token's audience is not this tool's client id.",
+                                  code="aud_mismatch")
+        except _Expired:
             raise LaunchError("The id_token has expired (exp is in the past).",
                               hint="Launch again; if it keeps happening, check the platform's clock.",
-                              code="token_expired") from exc
-        except jwt.ImmatureSignatureError as exc:
+                              code="token_expired") from None
+        except _Immature:
             raise LaunchError(f"The id_token was issued in the future (iat more than "
-                              f"{self.settings.leeway} s ahead of this tool's clock).",
+                              f"{leeway} s ahead of this tool's clock).",
                               hint="Check the clocks of the platform and of this server (NTP).",
-                              code="token_issued_in_future") from exc
-        except jwt.MissingRequiredClaimError as exc:
-            raise LaunchError(f"The id_token has no {exc.claim!r} claim; exp and iat are required.",
-                              code="timestamp_missing") from exc
-        except jwt.InvalidAudienceError as exc:
-            raise LaunchError("The id_token's audience is not this tool's client id.",
-                              code="aud_mismatch") from exc
-        except jwt.InvalidSignatureError as exc:
-            raise LaunchError("The id_token's signature does not verify with the platform's key: it was "
-                              "altered or not signed by this platform.", code="bad_signature") from exc
-        except jwt.InvalidTokenError as exc:
-            raise LaunchError(f"The id_token was rejected: {exc}.", code="token_invalid") from exc
+                              code="token_issued_in_future") from None
+        except _Rejected as exc:
+            raise LaunchError(f"The id_token was rejected: {exc}.", code="token_invalid") from None
 
     def check_claims(self) -> None:
-        body = self._jwt["body"]
+        body = self.body
         nonce = body.get("nonce")
         if not nonce:
             raise LaunchError("The id_token has no nonce.", code="nonce_missing")
@@ -264,17 +315,35 @@ class _CheckedLaunch(MessageLaunch):
 
     def check_deployment(self) -> None:
         """A known deployment, or None when the registration accepts any (recorded at the end)."""
-        self.deployment = registrations.check_deployment(self.db, self.registration,
-                                                         self._jwt["body"][c.DEPLOYMENT_ID])
+        deployment_id = self.body[c.DEPLOYMENT_ID]
+        self.deployment = self.registry.deployment(self.registration.id, deployment_id)
+        if self.deployment is None and not self.registration.accepts_any_deployment:
+            raise registrations.unknown_deployment(self.registration, deployment_id)
 
     def check_message(self) -> None:
-        body = self._jwt["body"]
+        body = self.body
         if body.get(c.MESSAGE_TYPE) == deep_linking.REQUEST:  # the tool's words, not the library's
             deep_linking.check_accepts_links(body.get(c.DEEP_LINKING_SETTINGS))
         try:
-            self.validate_message()  # pylti1p3's per-message-type validators
+            _validate_message(body)
         except LtiException as exc:
             raise LaunchError(f"The launch message is incomplete: {exc}.", code="message_invalid") from exc
+
+
+def _validate_message(body: dict) -> None:
+    """pylti1p3's per-message-type validators, applied as its ``MessageLaunch.validate_message``."""
+    if not body.get(c.MESSAGE_TYPE):
+        raise LtiException("Invalid message type")
+    validated = False
+    for validator in _VALIDATORS:
+        if validator.can_validate(body):
+            if validated:
+                raise LtiException("Validator conflict")
+            validated = True
+            if not validator.validate(body):
+                raise LtiException("Message validation failed")
+    if not validated:
+        raise LtiException("Unrecognized message type")
 
 
 def _identifier(value, name: str) -> None:

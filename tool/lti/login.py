@@ -12,14 +12,12 @@ from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlencode, urlsplit
 
-from pylti1p3.actions import Action
 from sqlalchemy.orm import Session
 
-from .. import registrations
+from .. import registrations, registry
 from . import states
 from .claims import identifier_problem
 from .errors import LoginError, RegistrationNotFound
-from .toolconf import DatabaseToolConf
 
 # Identifiers (core §5.3: at most 255 characters). lti_message_hint is opaque (Canvas sends a
 # signed JWT) and only bounded; target_link_uri is a URL.
@@ -32,6 +30,7 @@ class LoginRedirect:
     url: str
     state: str
     nonce: str
+    storage: states.Storage | None = None
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -86,11 +85,9 @@ def begin_login(params: Mapping[str, str], session: Session, launch_url: str,
     if not login_hint:
         raise LoginError("The login request has no login_hint.", code="login_hint_missing")
     check_target(params.get("target_link_uri"), launch_url)
-    conf = DatabaseToolConf(session)
-    # pylti1p3's lookup hook, bound to (issuer, client_id) by DatabaseToolConf.
-    lib_reg = conf.find_registration_by_params(iss, client_id, action=Action.OIDC_LOGIN)
-    reg = conf.found
-    if lib_reg is None or reg is None:
+    known = registry.view(session)  # one statement; the registration itself is held in memory
+    reg = known.find_for_login(iss, client_id)
+    if reg is None:
         who = f"issuer {iss!r}" + (f" and client id {client_id!r}" if client_id else "")
         raise RegistrationNotFound(
             f"No platform registration matches {who}.",
@@ -99,8 +96,11 @@ def begin_login(params: Mapping[str, str], session: Session, launch_url: str,
             code="unknown_registration")
     deployment_id = params.get("lti_deployment_id") or params.get("deployment_id")
     if deployment_id:  # refuse an unknown deployment early, with the same clear page as the launch
-        registrations.check_deployment(session, reg, deployment_id)
-    state, nonce = states.issue(reg.id, secret_key)
+        if known.deployment(reg.id, deployment_id) is None and not reg.accepts_any_deployment:
+            raise registrations.unknown_deployment(reg, deployment_id)
+    # Canvas offers its storage frame (facts section 10); the state records it for the launch.
+    storage = states.storage_for(params.get("lti_storage_target"), reg.auth_login_url)
+    state, nonce = states.issue(reg.id, secret_key, storage)
     query = {
         "scope": "openid",
         "response_type": "id_token",
@@ -115,4 +115,5 @@ def begin_login(params: Mapping[str, str], session: Session, launch_url: str,
     if params.get("lti_message_hint"):
         query["lti_message_hint"] = params["lti_message_hint"]
     sep = "&" if "?" in reg.auth_login_url else "?"
-    return LoginRedirect(url=reg.auth_login_url + sep + urlencode(query), state=state, nonce=nonce)
+    return LoginRedirect(url=reg.auth_login_url + sep + urlencode(query), state=state, nonce=nonce,
+                         storage=storage)

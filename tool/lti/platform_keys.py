@@ -16,6 +16,10 @@ spend that budget and lock out a real rotation:
 
 A key set that cannot be fetched is the platform's fault: ``PlatformError`` 503 (no answer,
 5xx) or 502 (an answer that is not a key set). A key already cached keeps working meanwhile.
+
+Launches verify with the key *object* (``public_key``), built once per (URL, kid) from the JWK:
+building it costs more than the RS256 check itself. It is dropped with the JWK it came from
+whenever the set is fetched again, so a rotated or replaced key is never verified against.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import jwt
 import requests
 
 from . import http
@@ -42,6 +47,7 @@ MAX_WAITING = 4
 @dataclass
 class _Entry:
     keys: dict = field(default_factory=dict)  # kid -> JWK dict
+    objects: dict = field(default_factory=dict)  # kid -> (the JWK dict, its public key object)
     fetched_at: float = 0.0
     refetched_at: float = 0.0  # last refetch caused by an unknown kid (the rate-limited kind)
     fetching: bool = False
@@ -76,6 +82,26 @@ class PlatformKeyCache:
         """Drop what is cached for ``url`` (its registration was replaced)."""
         with self._guard:
             self._entries.pop(url, None)
+
+    def public_key(self, url: str, kid: str):
+        """The platform's public key object for ``kid`` at ``url`` (kept while its JWK is)."""
+        jwk = self.key_for(url, kid)
+        entry = self._entry(url)
+        held = entry.objects.get(kid)
+        if held is not None and held[0] is jwk:
+            return held[1]
+        try:
+            key = jwt.PyJWK(jwk, algorithm="RS256").key
+        except (jwt.PyJWKError, jwt.InvalidKeyError, TypeError, ValueError) as exc:
+            # The platform published it: its fault, not the launching browser's.
+            raise PlatformError("The platform's key for this kid is not a usable RSA key.",
+                                hint="Tell the platform's administrator; launches signed with other "
+                                     "keys are not affected.",
+                                code="platform_key_invalid") from exc
+        with entry.cond:
+            if entry.keys.get(kid) is jwk:  # still the published key: keep its object
+                entry.objects[kid] = (jwk, key)
+        return key
 
     def key_for(self, url: str, kid: str) -> dict:
         """The JWK for ``kid`` published at ``url``; raises LaunchError or PlatformError."""
@@ -145,6 +171,7 @@ class PlatformKeyCache:
         with entry.cond:
             now = time.monotonic()
             entry.keys, entry.fetched_at, entry.failure, entry.fetching = keys, now, None, False
+            entry.objects = {}  # key objects follow the set they were built from
             for known in [k for k in entry.missing if k in keys]:
                 del entry.missing[known]
             if kid not in keys:

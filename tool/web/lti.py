@@ -11,7 +11,7 @@ from ..lti import LaunchError, LaunchSettings, begin_login, validate_launch
 from ..lti import ags, nrps
 from ..lti import keys as tool_keys
 from ..roster.provision import provision_from_launch
-from . import dispatch, sessions
+from . import binding, dispatch, sessions
 
 bp = Blueprint("lti", __name__)
 log = logging.getLogger("tool.lti")
@@ -30,30 +30,40 @@ def login():
     """OIDC third-party initiated login (LTI 1.3 core §5.1.1), GET or POST as Canvas may send."""
     redirect_to = begin_login(request.values, db.session, launch_url(),
                               current_app.config["LOGIN_STATE_TTL"])
-    return redirect(redirect_to.url, code=302)
+    # A redirect, or a page that first stores the state's proof in the platform's frame; either
+    # way with the cookie that binds the launch to this browser.
+    return binding.login_answer(redirect_to)
 
 
 @bp.route("/lti/launch", methods=["POST"])
 def launch():
     """The platform's form post of the id_token (LTI 1.3 core §5.1.2)."""
+    # Login CSRF: only the browser that began the login may finish it (tool/web/binding.py).
+    reading_storage = binding.bind_launch()
+    if reading_storage is not None:
+        return reading_storage
     settings = LaunchSettings(leeway=current_app.config["JWT_LEEWAY"])
+    # One transaction: the nonce is spent, the person provisioned and the page session recorded
+    # together, and nothing is accepted before it commits. Every refusal comes before that
+    # commit and rolls all of it back (the same id_token is refused again for the same reason);
+    # after it nothing can refuse the launch, and its nonce stays spent.
     try:
         checked = validate_launch(request.form, db.session,
                                   current_app.extensions["platform_keys"], settings)
-        db.session.commit()  # the nonce is spent and the state consumed even if provisioning fails
-    except LaunchError:
+        dispatch.check_supported(checked)
+        result = provision_from_launch(db.session, checked)
+        view = "instructor" if checked.is_staff else "student"
+        # A new session per launch: another tab's session stays valid (launches never revoke).
+        reference = sessions.start(db.session, checked, result.user_id, result.context_id,
+                                   result.resource_link_id, view)
+        db.session.commit()
+    except BaseException:
         db.session.rollback()
         raise
-    dispatch.check_supported(checked)
-    result = provision_from_launch(db.session, checked)
-    view = "instructor" if checked.is_staff else "student"
-    # A new session per launch: another tab's session stays valid (launches never revoke).
-    reference = sessions.start(db.session, checked, result.user.id, result.context_id,
-                               result.resource_link_id, view)
     log.info("launch accepted: %r %r as %s in %r (%s)", checked.issuer, checked.sub, view,
              checked.context["id"] if checked.context else "-", checked.message_type)
     current_app.extensions["after_launch"](checked, result)
-    landing = dispatch.Landing(launch=checked, user_id=result.user.id, context_id=result.context_id,
+    landing = dispatch.Landing(launch=checked, user_id=result.user_id, context_id=result.context_id,
                                resource_link_id=result.resource_link_id, view=view,
                                reference=reference)
     # Absolute, from TOOL_BASE_URL: forwarded headers must never choose where a launch lands.

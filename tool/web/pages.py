@@ -6,9 +6,11 @@ Each loads the page session first (``sessions.require_*``), which also marks the
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
+from sqlalchemy import and_, bindparam, select
 
 from ..db import db
 from ..lti import roles
+from ..models import Assessment, Attempt
 from . import sessions
 from .roster import panel
 
@@ -36,9 +38,24 @@ def _assessments(page: sessions.Page) -> dict | None:
         return {"items": assessments.in_course(db.session, page.context_id),
                 "counts": assessments.attempt_counts(db.session, page.context_id),
                 "capabilities": lineitems.capability_words(page.context)}
-    return {"items": assessments.in_course(db.session, page.context_id, published_only=True),
-            "mine": attempts.student_summary(db.session, page.context_id, page.user_id),
-            "work": attempts}
+    items: dict = {}
+    mine: dict = {}
+    for assessment, attempt in db.session.execute(_STUDENT_HOME, {"context_id": page.context_id,
+                                                                 "user_id": page.user_id}):
+        items.setdefault(assessment.id, assessment)
+        if attempt is not None:
+            mine.setdefault(assessment.id, []).append(attempt)
+    return {"items": list(items.values()), "mine": mine, "work": attempts}
+
+
+# A student's home: the course's published assessments with the student's own attempts, one
+# query (built once) instead of one for each.
+_STUDENT_HOME = (
+    select(Assessment, Attempt)
+    .outerjoin(Attempt, and_(Attempt.assessment_id == Assessment.id,
+                             Attempt.user_id == bindparam("user_id")))
+    .where(Assessment.context_id == bindparam("context_id"), Assessment.is_published.is_(True))
+    .order_by(Assessment.due_at.is_(None), Assessment.due_at, Assessment.id, Attempt.number))
 
 
 @bp.route("/instructor")

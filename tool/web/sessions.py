@@ -32,7 +32,7 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import after_this_request, current_app, g, request
 from itsdangerous import BadSignature, Signer
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from ..db import db
@@ -97,8 +97,19 @@ class Page:
 
 # -- the reference ---------------------------------------------------------------------------
 
+_signers: dict[str, Signer] = {}
+
+
 def _signer() -> Signer:
-    return Signer(current_app.config["SECRET_KEY"], salt=SALT, digest_method=hashlib.sha256)
+    """The signer for this app's SECRET_KEY, made once (apps in one process may differ)."""
+    secret = current_app.config["SECRET_KEY"]
+    signer = _signers.get(secret)
+    if signer is None:
+        signer = Signer(secret, salt=SALT, digest_method=hashlib.sha256)
+        if len(_signers) > 8:  # tests make many apps; a server has one secret
+            _signers.clear()
+        _signers[secret] = signer
+    return signer
 
 
 def reference(key: str) -> str:
@@ -158,22 +169,29 @@ def frame_origins(platform_url: str | None, issuer: str | None, return_url: str 
     return out
 
 
+_INSERT = PageSession.__table__.insert()  # built once
+
+
 def start(session: Session, launch: Launch, user_id: int, context_id: int | None,
           resource_link_id: int | None, view: str) -> str:
-    """Record a page session for a verified launch; returns the reference pages carry."""
+    """Record a page session for a verified launch; returns the reference pages carry.
+
+    Written in the launch's transaction: the caller commits it with the spent nonce.
+    """
     registration = launch.registration or session.get(Registration, launch.registration_id)
     now = utcnow()
     key = secrets.token_urlsafe(32)
-    session.add(PageSession(
-        key=key, user_id=user_id, registration_id=launch.registration_id, context_id=context_id,
-        resource_link_id=resource_link_id, view=view, roles=list(launch.roles or ()),
-        frame_origins=frame_origins(getattr(registration, "platform_url", None), launch.issuer,
-                                    launch.return_url),
-        deep_linking=deep_linking.session_record(launch),
-        created_at=now, expires_at=now + timedelta(seconds=current_app.config["SESSION_LIFETIME"])))
+    session.connection().execute(_INSERT, {
+        "key": key, "user_id": user_id, "registration_id": launch.registration_id,
+        "context_id": context_id, "resource_link_id": resource_link_id, "view": view,
+        "roles": list(launch.roles or ()),
+        "frame_origins": frame_origins(getattr(registration, "platform_url", None), launch.issuer,
+                                       launch.return_url),
+        "deep_linking": deep_linking.session_record(launch), "created_at": now,
+        "expires_at": now + timedelta(seconds=current_app.config["SESSION_LIFETIME"]),
+        "revoked_at": None})
     if random.random() < SWEEP_CHANCE:  # keeps the table small without a dedicated sweeper
         sweep(session, now)
-    session.commit()
     return reference(key)
 
 
@@ -232,15 +250,17 @@ def current() -> Page:
     return Page(record=record, user=user, context=context, membership=membership, reference=ref)
 
 
+# Session, user, course and membership in one query, built once.
+_LOAD = (select(PageSession, User, Context, Membership)
+         .join(User, User.id == PageSession.user_id)
+         .outerjoin(Context, Context.id == PageSession.context_id)
+         .outerjoin(Membership, and_(Membership.context_id == PageSession.context_id,
+                                     Membership.user_id == PageSession.user_id))
+         .where(PageSession.key == bindparam("key")))
+
+
 def _load(key: str):
-    """Session, user, course and membership in one query."""
-    stmt = (select(PageSession, User, Context, Membership)
-            .join(User, User.id == PageSession.user_id)
-            .outerjoin(Context, Context.id == PageSession.context_id)
-            .outerjoin(Membership, and_(Membership.context_id == PageSession.context_id,
-                                        Membership.user_id == PageSession.user_id))
-            .where(PageSession.key == key))
-    return db.session.execute(stmt).first()
+    return db.session.execute(_LOAD, {"key": key}).first()
 
 
 def _enrolment_denied(page: Page) -> AccessDenied | None:

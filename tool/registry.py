@@ -1,0 +1,215 @@
+"""Registrations and deployments kept in memory, and the version number that says when they changed.
+
+Every launch and login needs its registration and deployment; reading them from the database
+each time costs more than the rest of the lookup work together. Each process keeps them as
+plain frozen values (never ORM rows, which belong to one session and one thread) and reads one
+number per request, ``registry_version.version``: every write to ``registrations`` or
+``deployments`` adds one to it in the same transaction, so a process on any machine sees the
+change on its very next request and drops what it held.
+
+What bumps the number:
+
+- ``bump(session)``, called by the write functions in ``tool/registrations.py`` and
+  ``tool/platforms.py`` (Core statements that the ORM does not see);
+- any ORM flush that adds, changes or deletes a ``Registration`` or ``Deployment`` in any
+  session (a safety net for code that edits rows directly).
+
+A lookup that misses (an issuer or deployment not held) always asks the database, so a
+registration added by another process launches at once; only what was found is held.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+from itertools import chain
+
+from sqlalchemy import bindparam, event, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from .models import Deployment, Registration, RegistryVersion
+
+
+@dataclass(frozen=True)
+class RegistrationRecord:
+    """A registration as plain values: safe to share between threads and sessions."""
+
+    id: int
+    name: str
+    issuer: str
+    client_id: str
+    auth_login_url: str
+    auth_token_url: str
+    key_set_url: str
+    auth_audience: str | None
+    platform_url: str | None
+    accepts_any_deployment: bool
+    matches_by_email: bool
+    source: str
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    id: int
+    registration_id: int
+    deployment_id: str
+    is_auto_recorded: bool
+
+
+_REG_COLUMNS = [Registration.__table__.c[name] for name in RegistrationRecord.__dataclass_fields__]
+_DEP_COLUMNS = [Deployment.__table__.c[name] for name in DeploymentRecord.__dataclass_fields__]
+
+# Built once: building a statement costs more than running it.
+_VERSION = select(RegistryVersion.__table__.c.version).where(RegistryVersion.__table__.c.id == 1)
+_BUMP = (update(RegistryVersion.__table__).where(RegistryVersion.__table__.c.id == 1)
+         .values(version=RegistryVersion.__table__.c.version + 1))
+_OF_ISSUER = (select(*_REG_COLUMNS).where(Registration.__table__.c.issuer == bindparam("issuer"))
+              .order_by(Registration.__table__.c.id))
+_DEPLOYMENT = select(*_DEP_COLUMNS).where(
+    Deployment.__table__.c.registration_id == bindparam("registration_id"),
+    Deployment.__table__.c.deployment_id == bindparam("deployment_id"))
+
+
+def registration_record(row) -> RegistrationRecord:
+    """A record from a Registration row (ORM object or result row)."""
+    return RegistrationRecord(*(getattr(row, name) for name in RegistrationRecord.__dataclass_fields__))
+
+
+def read_version(session: Session) -> int | None:
+    """The registry's version; None when the counter row is missing (then nothing is held)."""
+    return session.connection().execute(_VERSION).scalar()
+
+
+def bump(session: Session) -> None:
+    """Tell every process that registrations or deployments changed (commits with the caller)."""
+    if session.connection().execute(_BUMP).rowcount == 0:
+        # A database made without the migrations' first row: make it, so later bumps count.
+        session.add(RegistryVersion(id=1, version=1))
+        session.flush()
+
+
+class RegistryCache:
+    """One database's registrations by issuer and deployments by (registration, id).
+
+    Entries are tagged with the version they were read under and kept only while the version
+    read by the current request is the same; a request that reads another version empties the
+    cache first. Readers never see a half-made entry: values are immutable and each dict
+    assignment is atomic.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.version: int | None = None
+        self._issuers: dict[str, tuple[RegistrationRecord, ...]] = {}
+        self._deployments: dict[tuple[int, str], DeploymentRecord] = {}
+        self.loads = 0  # database reads made on a miss (tests and benchmarks look)
+
+    def view(self, session: Session) -> "RegistryView":
+        """Read the version (one small statement) and answer lookups for this request."""
+        version = read_version(session)
+        if version is not None and version != self.version:
+            with self._lock:
+                if version != self.version:
+                    self._issuers, self._deployments = {}, {}
+                    self.version = version
+        return RegistryView(self, session, version)
+
+    def _keep(self, version: int | None, store: str, key, value) -> None:
+        if version is None:
+            return
+        with self._lock:
+            if version == self.version:
+                getattr(self, store)[key] = value
+
+
+class RegistryView:
+    """Lookups for one request, at the version that request read."""
+
+    def __init__(self, cache: RegistryCache, session: Session, version: int | None) -> None:
+        self.cache = cache
+        self.session = session
+        self.version = version
+
+    def _current(self) -> bool:
+        return self.version is not None and self.version == self.cache.version
+
+    def of_issuer(self, issuer: str) -> tuple[RegistrationRecord, ...]:
+        """Every registration of one issuer, oldest first."""
+        if self._current():
+            found = self.cache._issuers.get(issuer)
+            if found is not None:
+                return found
+        self.cache.loads += 1
+        rows = self.session.connection().execute(_OF_ISSUER, {"issuer": issuer}).all()
+        found = tuple(RegistrationRecord(*row) for row in rows)
+        if found:
+            self.cache._keep(self.version, "_issuers", issuer, found)
+        return found
+
+    def find(self, issuer: str, client_id: str) -> RegistrationRecord | None:
+        return next((r for r in self.of_issuer(issuer) if r.client_id == client_id), None)
+
+    def find_for_login(self, issuer: str, client_id: str | None) -> RegistrationRecord | None:
+        """As ``registrations.find_for_login``: the issuer's only registration when no client id."""
+        if client_id:
+            return self.find(issuer, client_id)
+        found = self.of_issuer(issuer)
+        return found[0] if len(found) == 1 else None
+
+    def deployment(self, registration_id: int, deployment_id: str) -> DeploymentRecord | None:
+        key = (registration_id, deployment_id)
+        if self._current():
+            found = self.cache._deployments.get(key)
+            if found is not None:
+                return found
+        self.cache.loads += 1
+        row = self.session.connection().execute(
+            _DEPLOYMENT, {"registration_id": registration_id, "deployment_id": deployment_id}).first()
+        if row is None:
+            return None
+        found = DeploymentRecord(*row)
+        self.cache._keep(self.version, "_deployments", key, found)
+        return found
+
+
+_caches: "weakref.WeakKeyDictionary[Engine, RegistryCache]" = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def cache_for(session: Session) -> RegistryCache:
+    """The cache of the database ``session`` is bound to (one per engine: tests run several)."""
+    engine = session.get_bind()
+    engine = getattr(engine, "engine", engine)
+    cache = _caches.get(engine)
+    if cache is None:
+        with _caches_lock:
+            cache = _caches.setdefault(engine, RegistryCache())
+    return cache
+
+
+def view(session: Session) -> RegistryView:
+    """This request's registry: one statement (the version), then lookups from memory."""
+    return cache_for(session).view(session)
+
+
+# -- the ORM safety net ----------------------------------------------------------------------
+
+_WATCHED = (Registration, Deployment)
+
+
+@event.listens_for(Session, "before_flush")
+def _note_registry_writes(session: Session, _context, _instances) -> None:
+    if session.info.get("registry_changed"):
+        return
+    for obj in chain(session.new, session.deleted, session.dirty):
+        if isinstance(obj, _WATCHED) and (obj not in session.dirty or session.is_modified(obj)):
+            session.info["registry_changed"] = True
+            return
+
+
+@event.listens_for(Session, "after_flush")
+def _bump_after_registry_writes(session: Session, _context) -> None:
+    if session.info.pop("registry_changed", False):
+        if session.connection().execute(_BUMP).rowcount == 0:
+            session.connection().execute(RegistryVersion.__table__.insert().values(id=1, version=1))
