@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from config import StartupError, key_dir_error
 
-from . import platforms, registrations
+from . import invites, platforms, registrations
 from .db import db
 from .errors import ToolError
 from .lti import keys as tool_keys
@@ -148,7 +148,34 @@ def platform_list():
                    f"  auth login: {reg.auth_login_url}\n  token: {reg.auth_token_url}\n"
                    f"  key set: {reg.key_set_url}\n  platform URL: {reg.platform_url or '(none)'}\n"
                    f"  any deployment: {'yes' if reg.accepts_any_deployment else 'no'}"
+                   f"\n  added by: {'dynamic registration' if reg.source == 'dynamic' else reg.source}"
                    f"\n  deployments: {', '.join(d.deployment_id for d in reg.deployments) or '(none)'}")
+
+
+@platform_cli.command("invite")
+@click.option("--note", default="", help="Who or what the invite is for (shown by `platform invites`).")
+@click.option("--expires-in", type=click.IntRange(min=60), default=None,
+              help="Seconds the code stays usable; default REGISTRATION_INVITE_SECONDS (a day).")
+def platform_invite(note, expires_in):
+    """Print a one-time registration URL to paste into a platform (LTI Dynamic Registration)."""
+    ttl = expires_in or current_app.config["SETTINGS"].registration_invite_ttl
+    new = invites.create(db.session, ttl, note)
+    url = f"{current_app.config['TOOL_BASE_URL']}/lti/register?invite={new.code}"
+    click.echo(f"Registration URL (usable once, until {new.invite.expires_at:%Y-%m-%d %H:%M} UTC):\n"
+               f"  {url}\n"
+               f"Paste it into the platform. Canvas: Admin > Developer Keys > + Developer Key > "
+               f"LTI Registration.")
+
+
+@platform_cli.command("invites")
+def platform_invites():
+    """Show registration invites that can still be used."""
+    found = invites.open_invites(db.session)
+    if not found:
+        click.echo(f"No open invites. Make one with `{invites.INVITE_COMMAND}`.")
+    for invite in found:
+        click.echo(f"invite {invite.id}: created {invite.created_at:%Y-%m-%d %H:%M}, expires "
+                   f"{invite.expires_at:%Y-%m-%d %H:%M} UTC" + (f" - {invite.note}" if invite.note else ""))
 
 
 @platform_cli.command("remove")
