@@ -70,6 +70,9 @@ def main() -> None:
     print(f"Listening on http://{where}:{settings.port} (HOST, PORT); platforms reach it as "
           f"{settings.base_url} (TOOL_BASE_URL)", flush=True)
     print(f"Canvas developer key URL: {settings.base_url}/lti/canvas.json", flush=True)
+    if "sandbox" in app.extensions:  # tool/sandbox: an emulated LMS to try the tool without Canvas
+        print(f"Try it without Canvas: open {settings.base_url}/ (the sandbox; SANDBOX=0 turns it off)",
+              flush=True)
     try:
         server.run()
     except KeyboardInterrupt:

@@ -72,6 +72,9 @@ def create_app(platform):
     nrps.register(app, platform)
     ags.register(app, platform)
     deeplink.register(app, platform)
+    from . import ui; ui.register(app, platform)  # noqa: E702  the pages people click (course, gradebook)
+    from . import dynreg; dynreg.register(app, platform)  # noqa: E702  dynamic registration (section 5)
+    from . import storage; storage.register(app)  # noqa: E702  the storage frame (section 10)
     return app
 
 

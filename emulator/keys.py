@@ -48,6 +48,15 @@ class KeySet:
         self._keys = []  # list of (kid, private_key), oldest first
         self.rotate()
 
+    @classmethod
+    def from_key(cls, key, kid, bits=2048):
+        """A key set holding one given key: a platform whose key is kept across restarts."""
+        keys = cls.__new__(cls)
+        keys._bits = bits
+        keys._lock = threading.Lock()
+        keys._keys = [(kid, key)]
+        return keys
+
     def _next_kid(self):
         now = datetime.now(timezone.utc).replace(microsecond=0)
         if not self._keys:

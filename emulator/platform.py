@@ -23,11 +23,11 @@ from .throttle import Throttle
 
 class Platform(LaunchMixin, AssignmentsMixin, GradebookMixin):
     def __init__(self, issuer="https://canvas.instructure.com", name="Emulated School",
-                 key_bits=2048, message_hint_ttl=300):
+                 key_bits=2048, message_hint_ttl=300, keys=None):
         self.issuer = issuer
         self.name = name
         self.guid = secrets.token_hex(20)
-        self.keys = KeySet(key_bits)
+        self.keys = keys or KeySet(key_bits)  # ``keys``: a KeySet kept across restarts
         self.message_hint_ttl = message_hint_ttl
         self._hint_secret = secrets.token_bytes(32)
         self.secret = secrets.token_bytes(32)  # signs NRPS cursors and DL data

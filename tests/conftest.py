@@ -57,7 +57,8 @@ def database_url(request, tmp_path_factory):
 def make_settings(database_url: str, tmp: Path, port: int) -> Settings:
     return Settings(base_url=f"http://127.0.0.1:{port}", database_url=database_url,
                     key_dir=tmp / "keys", secret_key="test-secret-" + uuid.uuid4().hex, port=port,
-                    jobs_path=tmp / "jobs.db", jwks_refetch_interval=2, proxy_hops=0)
+                    jobs_path=tmp / "jobs.db", jwks_refetch_interval=2, proxy_hops=0,
+                    sandbox=False)  # tests/test_sandbox.py serves its own tool with the sandbox
 
 
 @pytest.fixture(scope="session")

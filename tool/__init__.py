@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .web import assessments; app.register_blueprint(assessments.bp)  # noqa: E702
     from .web import student; app.register_blueprint(student.bp)  # noqa: E702
     from .web import gradebook; app.register_blueprint(gradebook.bp)  # noqa: E702
+    from .web import register; app.register_blueprint(register.bp)  # noqa: E702
     errors.register(app)
 
     # CSP with frame-ancestors, nosniff, Referrer-Policy, bounded Location: on every answer.
@@ -68,4 +69,5 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from . import cli
     cli.register(app)
+    from . import sandbox; sandbox.mount(app, settings)  # noqa: E702  emulated LMS under /sandbox
     return app

@@ -3,10 +3,11 @@
 Someone who opens the tool's address in a browser (an administrator setting it up, a person who
 followed a stray link) gets this instead of a 404. Every URL is built from ``TOOL_BASE_URL``,
 exactly as ``/lti/canvas.json`` advertises it; nothing on the page depends on who asks.
+When the sandbox is on (``tool/sandbox``), the page offers it first: a newcomer's way in.
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, render_template, request
 
 bp = Blueprint("home", __name__)
 
@@ -25,4 +26,7 @@ def admin_urls(base: str) -> list[tuple[str, str, str]]:
 @bp.route("/", methods=["GET"])
 def index():
     base = current_app.config["TOOL_BASE_URL"]
-    return render_template("home.html", urls=admin_urls(base), base_url=base)
+    sandbox = current_app.extensions.get("sandbox")
+    sandbox_url = request.script_root + sandbox.course_path if sandbox else None
+    return render_template("home.html", urls=admin_urls(base), base_url=base,
+                           sandbox=sandbox, sandbox_url=sandbox_url)
