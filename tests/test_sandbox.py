@@ -13,6 +13,8 @@ import re
 import subprocess
 import sys
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -91,11 +93,34 @@ class Served:
             engine.dispose()
 
 
+@contextmanager
+def own_database(database_url: str, tmp: Path):
+    """A database of its own for a served tool, on the backend of this pass: the served process
+    makes its own signing key in its own key folder, so it must not share the tables (and the
+    signing key row) of the session's tool."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp / 'tool.db'}"
+        return
+    import psycopg
+    from conftest import PG_URL
+    schema = f"s_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 @pytest.fixture(scope="module")
 def sandbox(database_url, tmp_path_factory):
-    served = Served(tmp_path_factory.mktemp("sandbox"), database_url).start()
-    yield served
-    served.stop()
+    tmp = tmp_path_factory.mktemp("sandbox")
+    with own_database(database_url, tmp) as url:
+        served = Served(tmp, url).start()
+        yield served
+        served.stop()
 
 
 # -- pages and frames, as a browser follows them ----------------------------------------------
@@ -423,7 +448,11 @@ def test_sandbox_on_a_public_address_asks_for_its_password(tmp_path):
 
 def test_processes_starting_together_share_one_sandbox(database_url, tmp_path):
     """Web server and job workers start at once: one key file, one registration, one client id."""
-    served = Served(tmp_path, database_url)
+    with own_database(database_url, tmp_path) as url:
+        _processes_share_one_sandbox(Served(tmp_path, url))
+
+
+def _processes_share_one_sandbox(served: "Served") -> None:
     script = "import app; print(app.app.extensions['sandbox'].tool.client_id)"
     procs = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=served.env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
