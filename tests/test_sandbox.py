@@ -204,6 +204,8 @@ def test_teacher_launch_from_the_course_frame_and_the_roster_fills(sandbox):
                       _client_id(sandbox), sandbox)
     assert page.status_code == 200 and urlsplit(page.url).path == "/instructor", page.text
     assert "Introduction to Climate Science" in page.text
+    # The tool's own page, inside the sandbox's frame, says it is a sandbox as well.
+    assert "A pretend course with made-up people" in page.text
     t = _token(page)
 
     def members():
@@ -381,6 +383,7 @@ def test_sandbox_courses_are_kept_apart_from_real_ones(sandbox, real_canvas):
     page = Browser().launch(sandbox.base_url + "/lti/login", real_canvas.platform.resource_link_launch(
         real_canvas.tool, real_canvas.teacher, real_canvas.course))
     assert page.status_code == 200 and "A real course" in page.text, page.text
+    assert "made-up people" not in page.text  # a real course's pages never say "sandbox"
     owners = sandbox.sql("SELECT registration_id, title FROM contexts WHERE lti_context_id = :c "
                          "ORDER BY id", c=context_id)
     assert len(owners) == 2 and owners[0] == (sandbox_reg, "Introduction to Climate Science")

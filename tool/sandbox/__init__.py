@@ -101,6 +101,11 @@ def mount(app, settings: Settings) -> Sandbox | None:
     sandbox = _build(settings)
     _serve(app, sandbox, settings)
     app.extensions["sandbox"] = sandbox
+
+    @app.context_processor
+    def _sandbox_registration():
+        # The tool's own pages, framed in the sandbox's course, say so too (templates/_who.html).
+        return {"sandbox_registration_id": sandbox.registration_id}
     if settings.run_migrations:  # else the schema may not be there yet: the first page registers
         from ..locks import LockTimeout
         try:
