@@ -172,6 +172,9 @@ def tab_to(page: Page, name: str, frame=None, *, tag: str | None = None, back: b
 
 def _focused_in(frame):
     try:
+        # A key press may have started a navigation: ask only once the document is there (this
+        # wait is bounded; an evaluate on a frame between documents is not).
+        frame.wait_for_load_state("domcontentloaded", timeout=15_000)
         return focused(frame)
     except Exception:  # the frame navigated between the key press and the question
         return None

@@ -87,6 +87,9 @@ def pytest_generate_tests(metafunc):
     if "database_url" in metafunc.fixturenames:
         metafunc.definition.add_marker(pytest.mark.parametrize(
             "database_url", ["sqlite"], indirect=True, scope="session"))
+    # A browser journey takes seconds; one stuck on a frame that never answers fails with its
+    # stack after this bound rather than holding the run.
+    metafunc.definition.add_marker(pytest.mark.timeout(240))
 
 
 # -- the browser -----------------------------------------------------------------------------

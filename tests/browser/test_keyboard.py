@@ -119,6 +119,7 @@ def test_student_takes_and_submits_an_assessment_by_keyboard(page, course_site, 
     frame = page.frame(name="tool_content")
     tab_to(page, "Start…", frame, tag="button")
     page.keyboard.press("Enter")
+    expect(framed.get_by_label("Your answer (a number)")).to_be_visible()
     tab_to(page, "Your answer (a number)", frame, tag="input")
     page.keyboard.type("42")
     shot("answered")
