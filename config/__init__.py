@@ -116,22 +116,24 @@ def _secret_key(key_dir: Path) -> str:
     try:
         key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.exists():
-            _publish_secret(key_dir, path, secrets.token_urlsafe(48))
+            publish_private_file(key_dir, path, secrets.token_urlsafe(48).encode())
         return _read_secret(path)
     except OSError as exc:
         raise key_dir_error(key_dir, exc) from None
 
 
-def _publish_secret(key_dir: Path, path: Path, value: str) -> None:
-    """Put ``value`` at ``path`` unless another process got there first (then keep theirs)."""
-    fd, temp = tempfile.mkstemp(prefix=".secret_key.", dir=key_dir)  # mode 0600
+def publish_private_file(folder: Path, path: Path, data: bytes) -> None:
+    """Put ``data`` at ``path`` (mode 0600) unless another process got there first (then keep
+    theirs): written to a private temporary file in ``folder``, then linked into place, which is
+    atomic and fails if the name exists, so the file is never seen half-written."""
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)  # mode 0600
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(value)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         try:
-            os.link(temp, path)  # atomic, and fails if the name exists
+            os.link(temp, path)
         except FileExistsError:
             pass
     finally:

@@ -12,20 +12,13 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import requests
-from sqlalchemy import func, inspect, select, table
+from support import table_counts
 
 from emulator import Browser
 from emulator.browser import parse_forms
 
 
-def _counts(db_session) -> dict[str, int]:
-    """Rows in every table of the tool's database."""
-    db_session.rollback()
-    names = inspect(db_session.get_bind()).get_table_names()
-    counts = {name: db_session.execute(select(func.count()).select_from(table(name))).scalar_one()
-              for name in names}
-    db_session.rollback()
-    return counts
+_counts = table_counts
 
 
 def _csp(resp) -> dict[str, list[str]]:

@@ -9,12 +9,12 @@ Everything else the sandbox derives (client id, deployment id, people) comes fro
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from config import publish_private_file
 
 FILE_NAME = "sandbox_platform.pem"
 
@@ -26,26 +26,10 @@ def load_or_create(key_dir: Path) -> rsa.RSAPrivateKey:
     if not path.exists():
         key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        _publish(key_dir, path, key.private_bytes(
+        publish_private_file(key_dir, path, key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()))
     return serialization.load_pem_private_key(path.read_bytes(), password=None)
-
-
-def _publish(key_dir: Path, path: Path, pem: bytes) -> None:
-    """Link a complete private file into place; a process that lost the race keeps the winner's."""
-    fd, temp = tempfile.mkstemp(prefix=".sandbox_platform.", dir=key_dir)  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            pass
-    finally:
-        os.unlink(temp)
 
 
 def seed_of(key: rsa.RSAPrivateKey) -> bytes:
