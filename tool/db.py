@@ -121,7 +121,8 @@ def _make_engine(url: str) -> Engine:
         path = sqlite_path(url)
         if path is not None:
             create_private_file(path)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               pool_use_lifo=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:

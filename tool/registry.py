@@ -20,6 +20,7 @@ registration added by another process launches at once; only what was found is h
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from itertools import chain
@@ -28,6 +29,7 @@ from sqlalchemy import bindparam, event, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from .driver import Statement, driver
 from .models import Deployment, Registration, RegistryVersion
 
 
@@ -61,7 +63,7 @@ _REG_COLUMNS = [Registration.__table__.c[name] for name in RegistrationRecord.__
 _DEP_COLUMNS = [Deployment.__table__.c[name] for name in DeploymentRecord.__dataclass_fields__]
 
 # Built once: building a statement costs more than running it.
-_VERSION = select(RegistryVersion.__table__.c.version).where(RegistryVersion.__table__.c.id == 1)
+_VERSION = Statement("SELECT version FROM registry_version WHERE id = 1")
 _BUMP = (update(RegistryVersion.__table__).where(RegistryVersion.__table__.c.id == 1)
          .values(version=RegistryVersion.__table__.c.version + 1))
 _OF_ISSUER = (select(*_REG_COLUMNS).where(Registration.__table__.c.issuer == bindparam("issuer"))
@@ -78,7 +80,7 @@ def registration_record(row) -> RegistrationRecord:
 
 def read_version(session: Session) -> int | None:
     """The registry's version; None when the counter row is missing (then nothing is held)."""
-    return session.connection().execute(_VERSION).scalar()
+    return driver(session).scalar(_VERSION)
 
 
 def bump(session: Session) -> None:
@@ -101,13 +103,22 @@ class RegistryCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.version: int | None = None
+        self.read_at = 0.0  # time.monotonic() of the last version read
         self._issuers: dict[str, tuple[RegistrationRecord, ...]] = {}
         self._deployments: dict[tuple[int, str], DeploymentRecord] = {}
         self.loads = 0  # database reads made on a miss (tests and benchmarks look)
 
-    def view(self, session: Session) -> "RegistryView":
-        """Read the version (one small statement) and answer lookups for this request."""
+    def view(self, session: Session, max_age: float = 0.0) -> "RegistryView":
+        """Read the version (one small statement) and answer lookups for this request.
+
+        With ``max_age``, a version this process read less than that many seconds ago stands
+        in for reading it again (the login, which writes nothing and proves nothing: the
+        launch after it reads the version afresh).
+        """
+        if max_age and self.version is not None and time.monotonic() - self.read_at < max_age:
+            return RegistryView(self, session, self.version)
         version = read_version(session)
+        self.read_at = time.monotonic()
         if version is not None and version != self.version:
             with self._lock:
                 if version != self.version:
@@ -134,9 +145,9 @@ class RegistryView:
     def _current(self) -> bool:
         return self.version is not None and self.version == self.cache.version
 
-    def of_issuer(self, issuer: str) -> tuple[RegistrationRecord, ...]:
-        """Every registration of one issuer, oldest first."""
-        if self._current():
+    def of_issuer(self, issuer: str, fresh: bool = False) -> tuple[RegistrationRecord, ...]:
+        """Every registration of one issuer, oldest first (``fresh``: read from the database)."""
+        if self._current() and not fresh:
             found = self.cache._issuers.get(issuer)
             if found is not None:
                 return found
@@ -148,13 +159,17 @@ class RegistryView:
         return found
 
     def find(self, issuer: str, client_id: str) -> RegistrationRecord | None:
-        return next((r for r in self.of_issuer(issuer) if r.client_id == client_id), None)
+        found = next((r for r in self.of_issuer(issuer) if r.client_id == client_id), None)
+        if found is None:  # a client added since the issuer was held: a miss asks the database
+            found = next((r for r in self.of_issuer(issuer, fresh=True) if r.client_id == client_id), None)
+        return found
 
     def find_for_login(self, issuer: str, client_id: str | None) -> RegistrationRecord | None:
         """As ``registrations.find_for_login``: the issuer's only registration when no client id."""
         if client_id:
             return self.find(issuer, client_id)
-        found = self.of_issuer(issuer)
+        # Whether the issuer has exactly one client is read afresh (Canvas always sends one).
+        found = self.of_issuer(issuer, fresh=True)
         return found[0] if len(found) == 1 else None
 
     def deployment(self, registration_id: int, deployment_id: str) -> DeploymentRecord | None:
@@ -188,9 +203,10 @@ def cache_for(session: Session) -> RegistryCache:
     return cache
 
 
-def view(session: Session) -> RegistryView:
-    """This request's registry: one statement (the version), then lookups from memory."""
-    return cache_for(session).view(session)
+def view(session: Session, max_age: float = 0.0) -> RegistryView:
+    """This request's registry: one statement (the version), then lookups from memory; with
+    ``max_age``, none when this process read the version that recently."""
+    return cache_for(session).view(session, max_age)
 
 
 # -- the ORM safety net ----------------------------------------------------------------------

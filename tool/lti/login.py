@@ -23,6 +23,8 @@ from .errors import LoginError, RegistrationNotFound
 # signed JWT) and only bounded; target_link_uri is a URL.
 IDENTIFIERS = ("iss", "client_id", "login_hint", "lti_deployment_id", "deployment_id")
 BOUNDED = {"lti_message_hint": 4096, "target_link_uri": 2048}
+# Seconds a registry version read by this process serves logins without reading it again.
+LOGIN_REGISTRY_AGE = 1.0
 
 
 @dataclass
@@ -85,7 +87,9 @@ def begin_login(params: Mapping[str, str], session: Session, launch_url: str,
     if not login_hint:
         raise LoginError("The login request has no login_hint.", code="login_hint_missing")
     check_target(params.get("target_link_uri"), launch_url)
-    known = registry.view(session)  # one statement; the registration itself is held in memory
+    # The login writes nothing and the launch checks everything again with the registry read
+    # afresh, so a version read in the last second will do: most logins touch no database.
+    known = registry.view(session, max_age=LOGIN_REGISTRY_AGE)
     reg = known.find_for_login(iss, client_id)
     if reg is None:
         who = f"issuer {iss!r}" + (f" and client id {client_id!r}" if client_id else "")

@@ -32,7 +32,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from ..db import insert_for
+from ..driver import Statement, driver
 from ..models import UsedNonce, utcnow
 from .errors import LaunchError
 
@@ -44,8 +44,17 @@ _FRAME_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
+_serializers: dict[str, URLSafeTimedSerializer] = {}
+
+
 def _serializer(secret_key: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret_key, salt=SALT)
+    """Made once per secret (a server has one; tests make many apps)."""
+    found = _serializers.get(secret_key)
+    if found is None:
+        if len(_serializers) > 8:
+            _serializers.clear()
+        found = _serializers[secret_key] = URLSafeTimedSerializer(secret_key, salt=SALT)
+    return found
 
 
 def app_setting(name: str, given):
@@ -169,16 +178,21 @@ def check_nonce(login: IssuedState, nonce: str) -> None:
                           hint="Launch the tool again from the course.", code="nonce_mismatch")
 
 
+# The nonce is the table's key: a second insert of it changes nothing and returns no row.
+_SPEND = Statement("INSERT INTO used_nonces (nonce, registration_id, expires_at) "
+                   "VALUES (:nonce, :registration_id, :expires_at) "
+                   "ON CONFLICT (nonce) DO NOTHING RETURNING nonce")
+
+
 def spend_nonce(session: Session, nonce: str, registration_id: int) -> None:
     """Record the nonce as used; raise if it already was (a replayed id_token).
 
     Called only after the id_token's signature verified: an unauthenticated request never
     reaches this write.
     """
-    stmt = insert_for(session, UsedNonce.__table__).values(
-        nonce=nonce, registration_id=registration_id, expires_at=utcnow() + NONCE_KEEP)
-    inserted = session.connection().execute(
-        stmt.on_conflict_do_nothing(index_elements=["nonce"]).returning(UsedNonce.__table__.c.nonce)).first()
+    run = driver(session)
+    inserted = run.first(_SPEND, {"nonce": nonce, "registration_id": registration_id,
+                                  "expires_at": run.time(utcnow() + NONCE_KEEP)})
     if inserted is None:
         raise LaunchError("This id_token was already used: its nonce has been seen before (a replayed launch).",
                           hint="Launch the tool again from the course.", code="nonce_replayed")

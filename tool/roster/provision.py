@@ -12,16 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import and_, bindparam, func, select
-from sqlalchemy.orm import Session, outerjoin
+from sqlalchemy import func
+from sqlalchemy.orm import Session
 
 from .. import registrations
 from ..db import fit, insert_for
+from ..driver import Statement, driver, read_json, read_time
 from ..lti import Launch, roles
-from ..models import Context, ContextSyncState, Membership, Registration, ResourceLink, User, utcnow
+from ..models import Context, Membership, Registration, ResourceLink, User, utcnow
 from .matching import PROFILE_FIELDS, find_or_create_user
 
 TOUCH_EVERY = timedelta(hours=1)
+UNKNOWN = object()
 
 
 @dataclass
@@ -30,9 +32,9 @@ class Provisioned:
     context_id: int | None
     membership_id: int | None
     resource_link_id: int | None
-    # The rows read for a returning person, kept referenced for the rest of the request: the
-    # session holds rows weakly, and the landing step looks the link and course up again.
-    rows: tuple = field(default=(), repr=False, compare=False)
+    # The assessment the resource link opens, as read with it (None: none), or UNKNOWN when the
+    # link was written here and not read: the landing step then looks at the link itself.
+    link_assessment_id: object = field(default=None, compare=False)
 
 
 def profile_from_launch(launch: Launch) -> dict:
@@ -51,28 +53,61 @@ def provision_from_launch(session: Session, launch: Launch) -> Provisioned:
     return _update_returning(session, launch, *known)
 
 
+_CONTEXT_KEEP = ("label", "title", "canvas_course_id", "memberships_url", "lineitems_url")
+_LINK_KEEP = ("title", "description", "context_id", "placement", "lineitem_url")
+
 # The returning person, their course, membership and link, and whether a roster sync holds the
-# course: one statement, built once. The rows land in the session, so the landing step's
-# lookups of the link and course cost no statement.
-_RETURNING = (
-    select(User, Context, Membership, ResourceLink, ContextSyncState.running_sync_id,
-           ContextSyncState.lease_until)
-    .select_from(
-        outerjoin(User, Context, and_(Context.registration_id == bindparam("registration_id"),
-                                      Context.lti_context_id == bindparam("context_id")))
-        .outerjoin(Membership, and_(Membership.context_id == Context.id,
-                                    Membership.user_id == User.id))
-        .outerjoin(ContextSyncState, ContextSyncState.context_id == Context.id)
-        .outerjoin(ResourceLink, and_(ResourceLink.registration_id == bindparam("registration_id"),
-                                      ResourceLink.lti_resource_link_id == bindparam("link_id"))))
-    .where(User.registration_id == bindparam("registration_id"), User.sub == bindparam("sub")))
+# course: one statement on the driver, reading only the columns compared below.
+_USER_COLUMNS = ("id", *PROFILE_FIELDS, "last_launch_at")
+_CONTEXT_COLUMNS = ("id", "deployment_id", "context_types", "ags_scopes", *_CONTEXT_KEEP)
+_MEMBERSHIP_COLUMNS = ("id", "roles", "is_active", "inactive_at", "status_reason", "last_launch_at")
+_LINK_COLUMNS = ("id", "updated_at", "assessment_id", *_LINK_KEEP)
+_SYNC_COLUMNS = ("running_sync_id", "lease_until")
+_TIMES = {"last_launch_at", "inactive_at", "updated_at", "lease_until"}
+_JSONS = {"context_types", "ags_scopes", "roles"}
+_RETURNING = Statement(
+    "SELECT " + ", ".join([*(f"u.{c}" for c in _USER_COLUMNS), *(f"c.{c}" for c in _CONTEXT_COLUMNS),
+                           *(f"m.{c}" for c in _MEMBERSHIP_COLUMNS), *(f"l.{c}" for c in _LINK_COLUMNS),
+                           *(f"s.{c}" for c in _SYNC_COLUMNS)]) +
+    " FROM users u"
+    " LEFT JOIN contexts c ON c.registration_id = :registration_id AND c.lti_context_id = :context_id"
+    " LEFT JOIN memberships m ON m.context_id = c.id AND m.user_id = u.id"
+    " LEFT JOIN context_sync_states s ON s.context_id = c.id"
+    " LEFT JOIN resource_links l ON l.registration_id = :registration_id"
+    " AND l.lti_resource_link_id = :link_id"
+    " WHERE u.registration_id = :registration_id AND u.sub = :sub")
+
+
+class _Row:
+    """Some columns of one row, as attributes (``None`` for a row the outer join did not find)."""
+
+    def __init__(self, names: tuple[str, ...], values) -> None:
+        for name, value in zip(names, values):
+            if value is not None:
+                if name in _TIMES:
+                    value = read_time(value)
+                elif name in _JSONS:
+                    value = read_json(value)
+                elif name == "is_active":
+                    value = bool(value)
+            setattr(self, name, value)
+
+    @staticmethod
+    def split(row) -> tuple:
+        out, at = [], 0
+        for names in (_USER_COLUMNS, _CONTEXT_COLUMNS, _MEMBERSHIP_COLUMNS, _LINK_COLUMNS):
+            part = row[at:at + len(names)]
+            at += len(names)
+            out.append(_Row(names, part) if part[0] is not None else None)
+        return (*out, row[at], read_time(row[at + 1]))
 
 
 def _returning(session: Session, launch: Launch):
     ctx, link = launch.context, launch.resource_link
-    return session.execute(_RETURNING, {
+    row = driver(session).first(_RETURNING, {
         "registration_id": launch.registration_id, "sub": launch.sub,
-        "context_id": ctx["id"] if ctx else None, "link_id": link["id"] if link else None}).first()
+        "context_id": ctx["id"] if ctx else None, "link_id": link["id"] if link else None})
+    return _Row.split(row) if row is not None else None
 
 
 def _stale(stamp, now) -> bool:
@@ -88,16 +123,25 @@ def _differs(row, values: dict, keep: tuple[str, ...], replace: tuple[str, ...])
     return any(getattr(row, name) != values.get(name) for name in replace)
 
 
-def _update_returning(session: Session, launch: Launch, user: User, context, membership, link,
+_TOUCH_USER = Statement("UPDATE users SET " + ", ".join(f"{f} = :{f}" for f in PROFILE_FIELDS) +
+                        ", last_launch_at = :last_launch_at WHERE id = :id")
+
+
+def _update_returning(session: Session, launch: Launch, user: _Row, context, membership, link,
                       sync_holder, lease_until) -> Provisioned:
     now = utcnow()
+    run = driver(session)
     profile = fit(User.__table__, {k: v for k, v in profile_from_launch(launch).items()
                                    if k in PROFILE_FIELDS})
-    for key, value in profile.items():
-        if value and getattr(user, key) != value:
-            setattr(user, key, value)
-    if _stale(user.last_launch_at, now):
-        user.last_launch_at = now
+    # A profile field changes only when the launch sent a value for it (Canvas leaves out what
+    # the privacy level hides); "last launched" is kept to the hour.
+    changed = {key: value for key, value in profile.items() if value and getattr(user, key) != value}
+    if changed or _stale(user.last_launch_at, now):
+        values = {key: getattr(user, key) for key in PROFILE_FIELDS}
+        values.update(changed)
+        values["id"] = user.id
+        values["last_launch_at"] = run.time(now if _stale(user.last_launch_at, now) else user.last_launch_at)
+        run.execute(_TOUCH_USER, values)
     conn = session.connection()
     ctx = launch.context
     context_pk = membership_pk = link_pk = None
@@ -107,8 +151,6 @@ def _update_returning(session: Session, launch: Launch, user: User, context, mem
         replace = ("deployment_id", "context_types") + (("ags_scopes",) if with_ags else ())
         if context is None or _differs(context, values, _CONTEXT_KEEP, replace):
             context_pk = conn.execute(_context_upsert(session, with_ags), values).scalar_one()
-            if context is not None:
-                session.expire(context)
         else:
             context_pk = context.id
         course_roles = roles.course_roles(launch.roles)
@@ -119,22 +161,20 @@ def _update_returning(session: Session, launch: Launch, user: User, context, mem
             membership_pk = conn.execute(_membership_upsert(session), {
                 "context_id": context_pk, "user_id": user.id, "roles": course_roles,
                 "is_active": True, "first_seen_at": now, "last_launch_at": now}).scalar_one()
-            if membership is not None:
-                session.expire(membership)
         else:
             membership_pk = membership.id
     rl = launch.resource_link
+    link_assessment = None
     if rl:
         values = _link_values(launch, context_pk, now)
         if link is None or _stale(link.updated_at, now) or _differs(link, values, _LINK_KEEP, ()):
             link_pk = conn.execute(_link_upsert(session), values).scalar_one()
-            if link is not None:
-                session.expire(link)
+            link_assessment = UNKNOWN
         else:
             link_pk = link.id
-    session.flush()  # the user's changed fields, if any
+            link_assessment = link.assessment_id
     return Provisioned(user_id=user.id, context_id=context_pk, membership_id=membership_pk,
-                       resource_link_id=link_pk, rows=(user, context, membership, link))
+                       resource_link_id=link_pk, link_assessment_id=link_assessment)
 
 
 _STATEMENTS: dict[tuple[str, str], object] = {}
@@ -154,8 +194,6 @@ def _keep(stmt, column: str):
     return func.coalesce(getattr(stmt.excluded, column), getattr(stmt.table.c, column))
 
 
-_CONTEXT_KEEP = ("label", "title", "canvas_course_id", "memberships_url", "lineitems_url")
-_LINK_KEEP = ("title", "description", "context_id", "placement", "lineitem_url")
 
 
 def _context_values(launch: Launch, now) -> dict:
@@ -234,4 +272,4 @@ def _provision(session: Session, launch: Launch) -> Provisioned:
     if rl:
         link_pk = conn.execute(_link_upsert(session), _link_values(launch, context_pk, now)).scalar_one()
     return Provisioned(user_id=user.id, context_id=context_pk, membership_id=membership_pk,
-                       resource_link_id=link_pk)
+                       resource_link_id=link_pk, link_assessment_id=UNKNOWN)

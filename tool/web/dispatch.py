@@ -25,6 +25,9 @@ class Landing:
     resource_link_id: int | None
     view: str  # "instructor" or "student"
     reference: str  # the page session reference (``t``)
+    # The assessment the resource link opens as provisioning read it (None: none); any other
+    # value (provisioning wrote the link) means the link must be looked at.
+    link_assessment_id: object = ...
 
     @property
     def home_url(self) -> str:

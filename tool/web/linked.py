@@ -43,6 +43,8 @@ def _adopt_lineitem(assessment: Assessment, landing: dispatch.Landing) -> None:
 def open_linked_assessment(landing: dispatch.Landing) -> str | None:
     if landing.resource_link_id is None or landing.context_id is None:
         return None
+    if landing.link_assessment_id is None and _custom_id(landing) is None:
+        return None  # provisioning read the link: it names no assessment, nor does the launch
     link = db.session.get(ResourceLink, landing.resource_link_id)
     if link is None:
         return None

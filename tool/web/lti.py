@@ -65,7 +65,7 @@ def launch():
     current_app.extensions["after_launch"](checked, result)
     landing = dispatch.Landing(launch=checked, user_id=result.user_id, context_id=result.context_id,
                                resource_link_id=result.resource_link_id, view=view,
-                               reference=reference)
+                               reference=reference, link_assessment_id=result.link_assessment_id)
     # Absolute, from TOOL_BASE_URL: forwarded headers must never choose where a launch lands.
     return redirect(dispatch.land(landing), code=303)
 

@@ -5,12 +5,14 @@ Each loads the page session first (``sessions.require_*``), which also marks the
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from flask import Blueprint, render_template, request
-from sqlalchemy import and_, bindparam, select
 
 from ..db import db
+from ..driver import Statement, driver, read_time
 from ..lti import roles
-from ..models import Assessment, Attempt
 from . import sessions
 from .roster import panel
 
@@ -19,13 +21,14 @@ bp = Blueprint("pages", __name__)
 
 def _role_words(page: sessions.Page) -> str:
     # An administrator is often not enrolled: then the launch's own roles say who they are.
-    words = roles.in_words(page.membership.roles if page.membership else []) or roles.in_words(page.roles)
+    words = roles.in_words(page.enrolment.roles if page.enrolment else []) or roles.in_words(page.roles)
     return ", ".join(words) if words else "No course role"
 
 
 def _render(template: str, page: sessions.Page, **extra):
-    return render_template(template, user=page.user, context=page.context,
-                           membership=page.membership, role_words=_role_words(page),
+    # What was read with the session: the home pages load no ORM row of the person or course.
+    return render_template(template, user=page.person, context=page.course,
+                           membership=page.enrolment, role_words=_role_words(page),
                            t=page.reference, page=page, **extra)
 
 
@@ -40,22 +43,61 @@ def _assessments(page: sessions.Page) -> dict | None:
                 "capabilities": lineitems.capability_words(page.context)}
     items: dict = {}
     mine: dict = {}
-    for assessment, attempt in db.session.execute(_STUDENT_HOME, {"context_id": page.context_id,
-                                                                 "user_id": page.user_id}):
-        items.setdefault(assessment.id, assessment)
-        if attempt is not None:
-            mine.setdefault(assessment.id, []).append(attempt)
+    rows = driver(db.session).execute(_STUDENT_HOME, {"context_id": page.context_id, "published": True,
+                                                      "user_id": page.user_id}).fetchall()
+    for row in rows:
+        assessment_id = row[0]
+        if assessment_id not in items:
+            items[assessment_id] = _Listed(*row[:_A])
+        if row[_A] is not None:
+            mine.setdefault(assessment_id, []).append(_Tried(*row[_A:]))
     return {"items": list(items.values()), "mine": mine, "work": attempts}
 
 
+@dataclass(frozen=True)
+class _Listed:
+    """What the student's list shows of an assessment."""
+
+    id: int
+    title: str
+    due_at: datetime | None
+    scoring_policy: str
+    show_scores: bool
+    points_possible: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "due_at", read_time(self.due_at))
+        object.__setattr__(self, "show_scores", bool(self.show_scores))
+
+
+@dataclass(frozen=True)
+class _Tried:
+    """What the student's list needs of one of their attempts (``grading.attempts`` reads it)."""
+
+    id: int
+    number: int
+    status: str
+    is_preview: bool
+    score: float | None
+    needs_grading: bool
+    override_score: float | None
+    submitted_at: datetime | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_preview", bool(self.is_preview))
+        object.__setattr__(self, "needs_grading", bool(self.needs_grading))
+        object.__setattr__(self, "submitted_at", read_time(self.submitted_at))
+
+
 # A student's home: the course's published assessments with the student's own attempts, one
-# query (built once) instead of one for each.
-_STUDENT_HOME = (
-    select(Assessment, Attempt)
-    .outerjoin(Attempt, and_(Attempt.assessment_id == Assessment.id,
-                             Attempt.user_id == bindparam("user_id")))
-    .where(Assessment.context_id == bindparam("context_id"), Assessment.is_published.is_(True))
-    .order_by(Assessment.due_at.is_(None), Assessment.due_at, Assessment.id, Attempt.number))
+# statement on the driver, reading only what the list shows (never questions or answers).
+_A = len(_Listed.__dataclass_fields__)
+_STUDENT_HOME = Statement(
+    "SELECT " + ", ".join([*(f"a.{c}" for c in _Listed.__dataclass_fields__),
+                           *(f"t.{c}" for c in _Tried.__dataclass_fields__)]) +
+    " FROM assessments a LEFT JOIN attempts t ON t.assessment_id = a.id AND t.user_id = :user_id"
+    " WHERE a.context_id = :context_id AND a.is_published = :published"
+    " ORDER BY a.due_at IS NULL, a.due_at, a.id, t.number")
 
 
 @bp.route("/instructor")

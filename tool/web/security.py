@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import io
 import re
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, make_response, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -35,9 +37,14 @@ _PLAIN_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 
 def frame_ancestors_default(base_url: str) -> list[str]:
     """Pages before any launch: any https origin, plus loopback pages for local trials."""
-    sources = ["https:"]
+    return list(_default_frame_sources(base_url))
+
+
+@lru_cache(maxsize=8)
+def _default_frame_sources(base_url: str) -> tuple[str, ...]:
+    sources = ("https:",)
     if (urlsplit(base_url).hostname or "") in LOOPBACK_HOSTS:
-        sources += ["http://127.0.0.1:*", "http://localhost:*"]
+        sources += ("http://127.0.0.1:*", "http://localhost:*")
     return sources
 
 
@@ -62,6 +69,11 @@ def form_action_for(origins) -> list[str]:
 
 
 def content_security_policy(frame_sources: list[str], form_sources: list[str] | None = None) -> str:
+    return _policy(tuple(frame_sources), tuple(form_sources or ()))
+
+
+@lru_cache(maxsize=1024)  # a handful of platforms, each with its own frame sources
+def _policy(frame_sources: tuple[str, ...], form_sources: tuple[str, ...]) -> str:
     return "; ".join([
         "default-src 'none'",
         "script-src 'self'",
@@ -168,8 +180,21 @@ def _refuse_large_body() -> None:
         raise RequestEntityTooLarge()
 
 
+class NoCookieSession(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, switched off: the tool keeps nothing in a cookie session
+    (pages carry a page-session reference, the login its binding cookie), so no request reads
+    or writes one."""
+
+    def open_session(self, app, request):
+        return self.make_null_session(app)
+
+    def save_session(self, app, session, response) -> None:
+        return None
+
+
 def register(app: Flask) -> None:
     """Every answer, pages, JSON and errors alike, leaves through :func:`_add_headers`."""
+    app.session_interface = NoCookieSession()
     app.wsgi_app = BoundedBody(app.wsgi_app, app.config.get("MAX_CONTENT_LENGTH"))
     app.before_request(_refuse_large_body)
     app.after_request(_add_headers)

@@ -27,15 +27,17 @@ import random
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import cached_property
 from urllib.parse import urlencode, urlsplit
 
 from flask import after_this_request, current_app, g, request
 from itsdangerous import BadSignature, Signer
-from sqlalchemy import and_, bindparam, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..db import db
+from ..driver import Statement, driver, read_json, read_time
 from ..lti import Launch, deep_linking, roles
 from ..errors import AccessDenied, SessionExpired
 from ..models import Context, Membership, PageSession, Registration, User, utcnow
@@ -53,14 +55,85 @@ SWEEP_CHANCE = 0.05
 
 
 @dataclass(frozen=True)
-class Page:
-    """What a request may rely on after its session was checked."""
+class PageRecord:
+    """A page session row as plain values (see :class:`~tool.models.PageSession`)."""
 
-    record: PageSession
-    user: User
-    context: Context | None
-    membership: Membership | None
+    id: int
+    user_id: int
+    registration_id: int
+    context_id: int | None
+    resource_link_id: int | None
+    view: str
+    roles: list
+    frame_origins: list
+    deep_linking: dict | None
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Person:
+    """What the pages show of the session's user."""
+
+    id: int
+    sub: str | None
+    name: str | None
+    given_name: str | None
+    family_name: str | None
+    email: str | None
+
+    display_name = User.display_name
+
+
+@dataclass(frozen=True)
+class Course:
+    """What the pages show of the session's course."""
+
+    id: int
+    registration_id: int
+    lti_context_id: str
+    label: str | None
+    title: str | None
+
+    display_name = Context.display_name
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """The session user's membership in the session's course, as the access checks read it."""
+
+    id: int
+    roles: list
+    is_active: bool
+
+
+@dataclass(frozen=True)
+class Page:
+    """What a request may rely on after its session was checked.
+
+    ``record``, ``person``, ``course`` and ``enrolment`` are read with the session in one
+    statement; ``user``, ``context`` and ``membership`` are the ORM rows, loaded when a view
+    first asks for them (the home pages never do).
+    """
+
+    record: PageRecord
+    person: Person
+    course: Course | None
+    enrolment: Enrolment | None
     reference: str  # the signed reference, for links and hidden fields (``t`` in templates)
+
+    @cached_property
+    def user(self) -> User:
+        return db.session.get(User, self.record.user_id)
+
+    @cached_property
+    def context(self) -> Context | None:
+        return db.session.get(Context, self.record.context_id) if self.course is not None else None
+
+    @cached_property
+    def membership(self) -> Membership | None:
+        return db.session.get(Membership, self.enrolment.id) if self.enrolment is not None else None
 
     @property
     def user_id(self) -> int:
@@ -169,7 +242,11 @@ def frame_origins(platform_url: str | None, issuer: str | None, return_url: str 
     return out
 
 
-_INSERT = PageSession.__table__.insert()  # built once
+_INSERT = Statement(
+    "INSERT INTO page_sessions (key, user_id, registration_id, context_id, resource_link_id, view, "
+    "roles, frame_origins, deep_linking, created_at, expires_at, revoked_at) VALUES (:key, :user_id, "
+    ":registration_id, :context_id, :resource_link_id, :view, :roles, :frame_origins, :deep_linking, "
+    ":created_at, :expires_at, NULL)")
 
 
 def start(session: Session, launch: Launch, user_id: int, context_id: int | None,
@@ -181,15 +258,15 @@ def start(session: Session, launch: Launch, user_id: int, context_id: int | None
     registration = launch.registration or session.get(Registration, launch.registration_id)
     now = utcnow()
     key = secrets.token_urlsafe(32)
-    session.connection().execute(_INSERT, {
+    run = driver(session)
+    run.execute(_INSERT, {
         "key": key, "user_id": user_id, "registration_id": launch.registration_id,
         "context_id": context_id, "resource_link_id": resource_link_id, "view": view,
-        "roles": list(launch.roles or ()),
-        "frame_origins": frame_origins(getattr(registration, "platform_url", None), launch.issuer,
-                                       launch.return_url),
-        "deep_linking": deep_linking.session_record(launch), "created_at": now,
-        "expires_at": now + timedelta(seconds=current_app.config["SESSION_LIFETIME"]),
-        "revoked_at": None})
+        "roles": run.json(list(launch.roles or ())),
+        "frame_origins": run.json(frame_origins(getattr(registration, "platform_url", None),
+                                                launch.issuer, launch.return_url)),
+        "deep_linking": run.json(deep_linking.session_record(launch)), "created_at": run.time(now),
+        "expires_at": run.time(now + timedelta(seconds=current_app.config["SESSION_LIFETIME"]))})
     if random.random() < SWEEP_CHANCE:  # keeps the table small without a dedicated sweeper
         sweep(session, now)
     return reference(key)
@@ -239,32 +316,49 @@ def current() -> Page:
     except BadSignature:
         log.info("page reference refused (bad signature) on %r", request.path)
         raise _ended("session_invalid") from None
-    row = _load(key)
-    if row is None:
+    page = _load(key, ref)
+    if page is None:
         raise _ended("session_unknown")
-    record, user, context, membership = row
+    record = page.record
     if record.revoked_at is not None or record.expires_at <= utcnow():
         raise _ended("session_ended")
     # Frame only in the platform this session came from (CSP frame-ancestors, set app-wide).
     g.frame_ancestors = list(record.frame_origins or ())
-    return Page(record=record, user=user, context=context, membership=membership, reference=ref)
+    return page
 
 
-# Session, user, course and membership in one query, built once.
-_LOAD = (select(PageSession, User, Context, Membership)
-         .join(User, User.id == PageSession.user_id)
-         .outerjoin(Context, Context.id == PageSession.context_id)
-         .outerjoin(Membership, and_(Membership.context_id == PageSession.context_id,
-                                     Membership.user_id == PageSession.user_id))
-         .where(PageSession.key == bindparam("key")))
+# Session, user, course and membership in one statement.
+_RECORD_COLUMNS = tuple(PageRecord.__dataclass_fields__)
+_PERSON_COLUMNS = tuple(Person.__dataclass_fields__)
+_COURSE_COLUMNS = tuple(Course.__dataclass_fields__)
+_LOAD = Statement(
+    "SELECT " + ", ".join([*(f"p.{c}" for c in _RECORD_COLUMNS), *(f"u.{c}" for c in _PERSON_COLUMNS),
+                           *(f"c.{c}" for c in _COURSE_COLUMNS), "m.id", "m.roles", "m.is_active"]) +
+    " FROM page_sessions p JOIN users u ON u.id = p.user_id"
+    " LEFT JOIN contexts c ON c.id = p.context_id"
+    " LEFT JOIN memberships m ON m.context_id = p.context_id AND m.user_id = p.user_id"
+    " WHERE p.key = :key")
+_R, _P, _C = len(_RECORD_COLUMNS), len(_PERSON_COLUMNS), len(_COURSE_COLUMNS)
 
 
-def _load(key: str):
-    return db.session.execute(_LOAD, {"key": key}).first()
+def _load(key: str, ref: str) -> Page | None:
+    row = driver(db.session).first(_LOAD, {"key": key})
+    if row is None:
+        return None
+    (id_, user_id, registration_id, context_id, link_id, view, held_roles, origins, dl,
+     created_at, expires_at, revoked_at) = row[:_R]
+    record = PageRecord(id_, user_id, registration_id, context_id, link_id, view,
+                        read_json(held_roles) or [], read_json(origins) or [], read_json(dl),
+                        read_time(created_at), read_time(expires_at), read_time(revoked_at))
+    person = Person(*row[_R:_R + _P])
+    course = Course(*row[_R + _P:_R + _P + _C]) if row[_R + _P] is not None else None
+    m_id, m_roles, m_active = row[_R + _P + _C:]
+    enrolment = Enrolment(m_id, read_json(m_roles) or [], bool(m_active)) if m_id is not None else None
+    return Page(record=record, person=person, course=course, enrolment=enrolment, reference=ref)
 
 
 def _enrolment_denied(page: Page) -> AccessDenied | None:
-    if page.membership is None or not page.membership.is_active:
+    if page.enrolment is None or not page.enrolment.is_active:
         return AccessDenied("Your enrolment in this course is no longer active.",
                             hint="If this is a mistake, ask the course's instructor or your "
                                  "administrator; then launch the tool again from the course.",
@@ -298,7 +392,7 @@ def require_instructor() -> Page:
     denied = _enrolment_denied(page)
     if denied:
         raise denied
-    if not roles.is_staff(page.membership.roles):
+    if not roles.is_staff(page.enrolment.roles):
         raise AccessDenied("Your role in this course is no longer instructor or TA.",
                            hint="Launch the tool again from your course to open your current view.",
                            code="no_longer_staff")

@@ -33,7 +33,7 @@ def mode(page: sessions.Page) -> str:
     """``preview`` for staff, ``observer`` for a Mentor who is not a student, else ``student``."""
     if page.is_instructor or page.is_admin or roles.is_staff(page.roles):
         return "preview"
-    held = page.membership.roles if page.membership else page.roles
+    held = page.enrolment.roles if page.enrolment else page.roles
     names = {roles.context_role_name(r) for r in held or ()}
     if "Mentor" in names and "Learner" not in names:
         return "observer"

@@ -1,0 +1,109 @@
+"""The launch's hot statements, written out once and run on the database driver.
+
+A launch and its landing page run a handful of small statements. Through SQLAlchemy each one
+costs 40 to 300 us of Python (statement cache keys, parameter processing, result and ORM
+object construction) against 2 to 20 us of database work on SQLite; here each is one call
+into ``sqlite3`` or ``psycopg`` on the cursor of the session's own connection, so the
+statement joins the session's transaction and its commit, rollback and SAVEPOINTs.
+
+Statements are written with ``:name`` parameters (sqlite3's named style) and turned into
+psycopg's ``%(name)s`` once. Values cross as each database stores them for SQLAlchemy:
+datetimes are naive UTC (SQLite: the text SQLAlchemy's ``DateTime`` writes), JSON columns are
+text on SQLite and ``json`` on PostgreSQL. A driver error is raised as SQLAlchemy's wrapped
+exception, without its parameters, so error pages and retries treat it as any other; and each
+statement is reported to the engine's ``before_cursor_execute`` listeners like any other.
+"""
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+class Statement:
+    """One statement's text for each database, from a text with ``:name`` parameters."""
+
+    __slots__ = ("sqlite", "postgresql")
+
+    def __init__(self, sql: str) -> None:
+        self.sqlite = sql
+        self.postgresql = _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+class Driver:
+    """The session's current connection seen through its driver's cursor."""
+
+    __slots__ = ("connection", "dialect", "cursor", "_error", "sqlite")
+
+    def __init__(self, session: Session) -> None:
+        connection = session.connection()  # begins the session's transaction when none is open
+        self.connection = connection
+        self.dialect = connection.dialect.name
+        self.sqlite = self.dialect == "sqlite"
+        self.cursor = connection.connection.driver_connection.cursor()
+        self._error = connection.dialect.loaded_dbapi.Error
+
+    def execute(self, statement: Statement, params: dict | None = None):
+        sql = statement.sqlite if self.sqlite else statement.postgresql
+        listeners = self.connection.dispatch.before_cursor_execute
+        if listeners:  # whoever watches the engine's statements (tests, benchmarks) sees these too
+            listeners(self.connection, self.cursor, sql, params, None, False)
+        try:
+            self.cursor.execute(sql, params or {})
+        except self._error as exc:
+            dialect = self.connection.dialect
+            invalidated = dialect.is_disconnect(exc, self.connection.connection.dbapi_connection,
+                                                self.cursor)
+            if invalidated:
+                self.connection.invalidate(exc)
+            raise DBAPIError.instance(sql, None, exc, self._error, hide_parameters=True,
+                                      connection_invalidated=invalidated, dialect=dialect) from exc
+        return self.cursor
+
+    def first(self, statement: Statement, params: dict | None = None) -> tuple | None:
+        return self.execute(statement, params).fetchone()
+
+    def scalar(self, statement: Statement, params: dict | None = None) -> Any:
+        row = self.execute(statement, params).fetchone()
+        return row[0] if row is not None else None
+
+    # -- values as each database keeps them ------------------------------------------------
+    def time(self, value: datetime | None):
+        if value is None or not self.sqlite:
+            return value
+        return value.isoformat(" ", "microseconds")
+
+    def json(self, value):
+        if self.sqlite:
+            return json.dumps(value)
+        from psycopg.types.json import Json
+        return Json(value)
+
+
+def driver(session: Session) -> Driver:
+    """The driver view of ``session``'s connection, made once per connection."""
+    connection = session.connection()
+    found = session.info.get("driver")
+    if found is None or found.connection is not connection:
+        found = session.info["driver"] = Driver(session)
+    return found
+
+
+def read_time(value) -> datetime | None:
+    """A DateTime column's value as read from either driver."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def read_json(value):
+    """A JSON column's value as read from either driver (SQLite hands back the text)."""
+    if isinstance(value, (str, bytes)):
+        return json.loads(value)
+    return value
