@@ -121,6 +121,7 @@ def _make_engine(url: str) -> Engine:
         path = sqlite_path(url)
         if path is not None:
             create_private_file(path)
+        # Last in, first out: the same few connections serve, their page caches warm.
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
                                pool_use_lifo=True)
 
@@ -141,7 +142,9 @@ def _make_engine(url: str) -> Engine:
     # No server-side prepared statements: psycopg prepares a query after 5 runs and PostgreSQL
     # may then keep a generic plan chosen while a table was still small (seq scans on users
     # and memberships during a first big roster sync: 2x slower at 20,000 members).
-    engine = create_engine(url, pool_size=10, max_overflow=10,
+    # Last in, first out: the connections in use stay few and warm, and the rest go idle long
+    # enough to be pinged before use.
+    engine = create_engine(url, pool_size=10, max_overflow=10, pool_use_lifo=True,
                            connect_args={"prepare_threshold": None})
     _ping_when_idle(engine)
     return engine
