@@ -3,9 +3,10 @@
 Every launch and login needs its registration and deployment; reading them from the database
 each time costs more than the rest of the lookup work together. Each process keeps them as
 plain frozen values (never ORM rows, which belong to one session and one thread) and reads one
-number per request, ``registry_version.version``: every write to ``registrations`` or
+number per launch, ``registry_version.version``: every write to ``registrations`` or
 ``deployments`` adds one to it in the same transaction, so a process on any machine sees the
-change on its very next request and drops what it held.
+change on its very next launch and drops what it held. A login, which writes nothing and whose
+every fact the launch checks again, goes on a number this process read in the last second.
 
 What bumps the number:
 

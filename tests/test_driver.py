@@ -1,0 +1,85 @@
+"""Statements run on the driver (tool/driver.py) behave as the session's own would.
+
+What the rest of the tool relies on: values written there read back through the ORM unchanged
+(datetimes to the microsecond, JSON), a refused write raises SQLAlchemy's own exception type and
+leaves the session usable after a rollback, the statements join the session's transaction, and
+whoever watches the engine's statements sees them.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from sqlalchemy import event, exc, select
+
+from tool.driver import Statement, driver, read_json, read_time
+from tool.models import UsedNonce
+
+_INSERT = Statement("INSERT INTO used_nonces (nonce, registration_id, expires_at) "
+                    "VALUES (:nonce, :registration_id, :expires_at)")
+_READ = Statement("SELECT expires_at FROM used_nonces WHERE nonce = :nonce")
+
+
+def test_parameters_are_written_for_each_driver():
+    stmt = Statement("SELECT a FROM t WHERE b = :b AND c::text = :c AND d LIKE '5%'")
+    assert stmt.sqlite == "SELECT a FROM t WHERE b = :b AND c::text = :c AND d LIKE '5%'"
+    assert stmt.postgresql == "SELECT a FROM t WHERE b = %(b)s AND c::text = %(c)s AND d LIKE '5%%'"
+
+
+@pytest.mark.parametrize("when", [datetime(2026, 11, 30, 23, 5, 1, 123456),
+                                  datetime(2026, 11, 30, 23, 5, 1)])  # no microseconds at all
+def test_a_time_written_on_the_driver_reads_back_the_same_through_the_orm(db_session, when):
+    run = driver(db_session)
+    run.execute(_INSERT, {"nonce": f"driver-time-{when.microsecond}", "registration_id": 1,
+                          "expires_at": run.time(when)})
+    db_session.flush()
+    row = db_session.scalars(select(UsedNonce).where(UsedNonce.nonce == f"driver-time-{when.microsecond}")).one()
+    assert row.expires_at == when
+    # And the driver reads the ORM's own writes the same way.
+    assert read_time(run.scalar(_READ, {"nonce": f"driver-time-{when.microsecond}"})) == when
+    # Comparisons in SQL see the same order as in Python (SQLite compares the text).
+    later = Statement("SELECT count(*) FROM used_nonces WHERE nonce = :nonce AND expires_at < :t")
+    assert run.scalar(later, {"nonce": f"driver-time-{when.microsecond}",
+                              "t": run.time(when.replace(microsecond=when.microsecond + 1))}) == 1
+    db_session.rollback()
+
+
+def test_json_written_on_the_driver_reads_back_through_the_orm(db_session, lms):
+    from tool.models import PageSession
+    assert lms.launch(lms.student).status_code == 200
+    session_row = db_session.scalars(select(PageSession).order_by(PageSession.id.desc())).first()
+    assert isinstance(session_row.roles, list) and session_row.roles
+    assert all(isinstance(origin, str) for origin in session_row.frame_origins)
+    run = driver(db_session)
+    stored = run.scalar(Statement("SELECT roles FROM page_sessions WHERE id = :id"), {"id": session_row.id})
+    assert read_json(stored) == session_row.roles
+
+
+def test_a_refused_write_raises_sqlalchemys_error_and_the_session_goes_on(db_session):
+    run = driver(db_session)
+    values = {"nonce": "driver-twice", "registration_id": 1, "expires_at": run.time(datetime(2030, 1, 1))}
+    run.execute(_INSERT, values)
+    with pytest.raises(exc.IntegrityError) as raised:
+        driver(db_session).execute(_INSERT, values)
+    assert "[parameters:" not in str(raised.value)  # the statement's parameters are never listed
+    db_session.rollback()
+    # The rollback undid both: the first insert joined the session's transaction.
+    assert db_session.get(UsedNonce, "driver-twice") is None
+    driver(db_session).execute(_INSERT, values)
+    db_session.rollback()
+
+
+def test_the_engines_statement_listeners_see_driver_statements(db_session):
+    from tool.db import db
+    seen = []
+
+    def record(_conn, _cursor, statement, _params, _context, _many):
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        driver(db_session).scalar(_READ, {"nonce": "nobody"})
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+        db_session.rollback()
+    assert any("FROM used_nonces" in s for s in seen), seen
