@@ -120,6 +120,31 @@ def test_a_deployment_removed_in_the_database_is_refused_on_the_next_launch(lms)
     _refused(_navigation(lms, lms.student), "unknown_deployment")
 
 
+def test_a_launch_checked_against_registrations_that_changed_meanwhile_is_refused_and_writes_nothing(
+        lms, db_session):
+    """The launch checks against the registry this process holds and confirms its version when
+    it spends the nonce; a change in between (here: after the login) means checking again
+    against the database, and a refusal then rolls the spend back."""
+    from support import table_counts
+    from tool.db import db
+    assert _navigation(lms, lms.student).status_code == 200  # the registry is held now
+    before = table_counts(db_session)
+    pending = lms.platform.resource_link_launch(lms.registration, lms.student, lms.course,
+                                                placement="course_navigation")
+
+    def meanwhile(fields: dict) -> dict:  # between login and launch, as another process would
+        with db.engine.begin() as conn:
+            conn.execute(text("DELETE FROM deployments WHERE registration_id = :r"),
+                         {"r": lms.registration_id})
+            _bump(conn)
+        return fields
+
+    _refused(Browser().launch(lms.tool.login_url, pending, tamper_form=meanwhile), "unknown_deployment")
+    after = table_counts(db_session)
+    assert after["used_nonces"] == before["used_nonces"]
+    assert after["page_sessions"] == before["page_sessions"]
+
+
 def test_a_client_added_in_another_process_for_a_known_issuer_launches_at_once(tool, lms):
     from tool.db import db
     assert _navigation(lms, lms.student).status_code == 200  # the issuer's clients are held

@@ -127,6 +127,23 @@ class RegistryCache:
                     self.version = version
         return RegistryView(self, session, version)
 
+    def held(self, session: Session) -> "RegistryView | None":
+        """A view at the version this process holds, reading nothing; None when none is held."""
+        version = self.version
+        return RegistryView(self, session, version) if version is not None else None
+
+    def observe(self, version: int | None) -> bool:
+        """Take note of a version read elsewhere; True when it is the one held."""
+        if version is None:
+            return False
+        if version != self.version:
+            with self._lock:
+                if version != self.version:
+                    self._issuers, self._deployments = {}, {}
+                    self.version = version
+            return False
+        return True
+
     def _keep(self, version: int | None, store: str, key, value) -> None:
         if version is None:
             return
@@ -202,6 +219,18 @@ def cache_for(session: Session) -> RegistryCache:
         with _caches_lock:
             cache = _caches.setdefault(engine, RegistryCache())
     return cache
+
+
+def held_or_read(session: Session) -> RegistryView:
+    """The registry at the version this process holds (no statement), or read afresh when it
+    holds none. The caller must confirm the version later with :func:`confirm`."""
+    cache = cache_for(session)
+    return cache.held(session) or cache.view(session)
+
+
+def confirm(view: RegistryView, version: int | None) -> bool:
+    """Whether ``version``, read by the caller's transaction, is the one ``view`` answered at."""
+    return view.cache.observe(version) and view.version == version
 
 
 def view(session: Session, max_age: float = 0.0) -> RegistryView:

@@ -127,7 +127,14 @@ class _CheckedLaunch:
         body = self.body
         # Spent before it is compared with the state's, so a replayed id_token is named as such
         # even when it comes with a fresh state; a refused launch is rolled back, spend included.
-        states.spend_nonce(self.db, body["nonce"], self.registration.id)
+        version = states.spend_nonce(self.db, body["nonce"], self.registration.id)
+        if not registry.confirm(self.registry, version):
+            # Registrations changed since this process last read them (the spend read the
+            # version): everything that depends on them is checked again against the database.
+            self.check_registration(held=False)
+            self.check_state()
+            self.check_signature()
+            self.check_deployment()
         states.check_nonce(self.login, body["nonce"])
         deployment_pk = self.deployment.id if self.deployment is not None else None
         if deployment_pk is None:  # an any-deployment registration meets a new deployment
@@ -176,7 +183,9 @@ class _CheckedLaunch:
                               code="kid_missing")
         _identifier(header["kid"], "header's kid")
 
-    def check_registration(self) -> None:
+    def check_registration(self, held: bool = True) -> None:
+        """The issuer and audience name a registration; ``held``: as this process holds the
+        registry (confirmed by the version the nonce's spend reads), else as stored now."""
         body = self.body
         iss = body.get("iss")
         if not iss or not isinstance(iss, str):
@@ -190,7 +199,7 @@ class _CheckedLaunch:
             _identifier(value, "aud")
         if body.get("azp") is not None:
             _identifier(body["azp"], "azp")
-        self.registry = registry.view(self.db)
+        self.registry = registry.held_or_read(self.db) if held else registry.view(self.db)
         known = self.registry.of_issuer(iss)
         if not known:
             raise RegistrationNotFound(

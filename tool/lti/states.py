@@ -178,14 +178,17 @@ def check_nonce(login: IssuedState, nonce: str) -> None:
                           hint="Launch the tool again from the course.", code="nonce_mismatch")
 
 
-# The nonce is the table's key: a second insert of it changes nothing and returns no row.
+# The nonce is the table's key: a second insert of it changes nothing and returns no row. The
+# registry's version comes back with it, read in the same statement (tool/registry.py).
 _SPEND = Statement("INSERT INTO used_nonces (nonce, registration_id, expires_at) "
                    "VALUES (:nonce, :registration_id, :expires_at) "
-                   "ON CONFLICT (nonce) DO NOTHING RETURNING nonce")
+                   "ON CONFLICT (nonce) DO NOTHING "
+                   "RETURNING nonce, (SELECT version FROM registry_version WHERE id = 1)")
 
 
-def spend_nonce(session: Session, nonce: str, registration_id: int) -> None:
-    """Record the nonce as used; raise if it already was (a replayed id_token).
+def spend_nonce(session: Session, nonce: str, registration_id: int) -> int | None:
+    """Record the nonce as used; raise if it already was (a replayed id_token). Returns the
+    registry's version as the same statement read it (None when its row is missing).
 
     Called only after the id_token's signature verified: an unauthenticated request never
     reaches this write.
@@ -198,6 +201,7 @@ def spend_nonce(session: Session, nonce: str, registration_id: int) -> None:
                           hint="Launch the tool again from the course.", code="nonce_replayed")
     if random.random() < 0.02:  # keep the table small without a dedicated sweeper
         sweep(session)
+    return inserted[1]
 
 
 def sweep(session: Session) -> None:
