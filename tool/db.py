@@ -190,13 +190,26 @@ def insert_for(session: Session, model: Any):
     raise RuntimeError(f"unsupported database dialect {name!r}")
 
 
+_LENGTHS: "weakref.WeakKeyDictionary[Any, dict[str, int]]" = weakref.WeakKeyDictionary()
+
+
+def _lengths(table: Any) -> dict[str, int]:
+    """Each length-limited column's length, worked out once per table."""
+    found = _LENGTHS.get(table)
+    if found is None:
+        found = {column.key: column.type.length for column in table.c
+                 if getattr(column.type, "length", None)}
+        _LENGTHS[table] = found
+    return found
+
+
 def fit(table: Any, values: dict) -> dict:
     """Cut text to its column's length, so an over-long name or title cannot fail a write."""
+    lengths = _lengths(table)
     out = {}
     for key, value in values.items():
-        column = table.c.get(key)
-        length = getattr(getattr(column, "type", None), "length", None)
-        out[key] = value[:length] if isinstance(value, str) and length and len(value) > length else value
+        length = lengths.get(key)
+        out[key] = value[:length] if length and isinstance(value, str) and len(value) > length else value
     return out
 
 

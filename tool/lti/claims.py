@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from . import roles as role_vocab
@@ -97,6 +98,9 @@ def _dict(value: Any) -> dict:
 
 @dataclass(frozen=True)
 class Launch:
+    """A verified launch's claims. The claim groups a launch reads many times (context, link,
+    custom, AGS) are cleaned once, on first use; treat what they return as read-only."""
+
     registration_id: int
     issuer: str
     client_id: str
@@ -145,7 +149,7 @@ class Launch:
     def person_sourcedid(self) -> str | None:
         return clean(_dict(self.body.get(LIS)).get("person_sourcedid"))
 
-    @property
+    @cached_property
     def context(self) -> dict | None:
         """{id, label, title, type}, text only; None without a usable context id."""
         ctx = _dict(self.body.get(CONTEXT))
@@ -155,7 +159,7 @@ class Launch:
         return {"id": context_id, "label": clean(ctx.get("label")), "title": clean(ctx.get("title")),
                 "type": text_list(ctx.get("type"))}
 
-    @property
+    @cached_property
     def resource_link(self) -> dict | None:
         """{id, title, description}, text only; None without a usable link id."""
         link = _dict(self.body.get(RESOURCE_LINK))
@@ -165,7 +169,7 @@ class Launch:
         return {"id": link_id, "title": clean(link.get("title")),
                 "description": clean(link.get("description"))}
 
-    @property
+    @cached_property
     def custom(self) -> dict:
         values = {k: clean(v) for k, v in _dict(self.body.get(CUSTOM)).items() if isinstance(k, str)}
         return {k: v for k, v in values.items() if v is not None}
@@ -174,7 +178,7 @@ class Launch:
     def memberships_url(self) -> str | None:
         return clean(_dict(self.body.get(NRPS)).get("context_memberships_url"))
 
-    @property
+    @cached_property
     def ags(self) -> dict:
         """{lineitems, lineitem, scope} when the AGS claim is present (AGS 2.0 §3.1), else {}."""
         claim = self.body.get(AGS)

@@ -8,7 +8,7 @@ launch whose signature verifies.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import urlencode, urlsplit
 
@@ -33,6 +33,8 @@ class LoginRedirect:
     state: str
     nonce: str
     storage: states.Storage | None = None
+    endpoint: str = ""  # the platform's auth endpoint as registered (its own query included)
+    params: dict = field(default_factory=dict)  # what ``url`` adds to the endpoint's query
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -120,4 +122,4 @@ def begin_login(params: Mapping[str, str], session: Session, launch_url: str,
         query["lti_message_hint"] = params["lti_message_hint"]
     sep = "&" if "?" in reg.auth_login_url else "?"
     return LoginRedirect(url=reg.auth_login_url + sep + urlencode(query), state=state, nonce=nonce,
-                         storage=storage)
+                         storage=storage, endpoint=reg.auth_login_url, params=query)

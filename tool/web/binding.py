@@ -103,11 +103,11 @@ def login_answer(login):
 
 
 def _storage_login_page(login) -> str:
-    parts = urlsplit(login.url)
+    parts = urlsplit(login.endpoint)
     action = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
     # A GET form replaces the action's query, so every parameter (the endpoint's own included)
     # travels as a field.
-    fields = parse_qsl(parts.query, keep_blank_values=True)
+    fields = parse_qsl(parts.query, keep_blank_values=True) + list(login.params.items())
     g.form_action = [login.storage.origin]
     if parts.scheme == "https":
         # Canvas's auth endpoint (sso.canvaslms.com) redirects to the school's own domain, and
