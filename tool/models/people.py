@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+                        text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, utcnow
@@ -17,8 +18,13 @@ class User(Base):
     __tablename__ = "users"
     __table_args__ = (
         UniqueConstraint("registration_id", "sub", name="uq_users_registration_sub"),
-        Index("ix_users_registration_legacy", "registration_id", "lti11_legacy_user_id"),
-        Index("ix_users_registration_sourcedid", "registration_id", "lis_person_sourcedid"),
+        # Claim lookups (roster/matching.py) only ever look among people without a ``sub``:
+        # indexed only there, a roster sync's thousands of new people (all with a ``sub``)
+        # add nothing to these two indexes.
+        Index("ix_users_unclaimed_legacy", "registration_id", "lti11_legacy_user_id",
+              sqlite_where=text("sub IS NULL"), postgresql_where=text("sub IS NULL")),
+        Index("ix_users_unclaimed_sourcedid", "registration_id", "lis_person_sourcedid",
+              sqlite_where=text("sub IS NULL"), postgresql_where=text("sub IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -64,6 +64,7 @@ class PageFeed:
         self._queue: queue.Queue = queue.Queue(maxsize=AHEAD)
         self._thread = threading.Thread(target=self._walk, name="roster-page-feed", daemon=True)
         self._done = False
+        self._held = None  # an item ``ready`` took from the queue, for ``next``
 
     def __enter__(self) -> "PageFeed":
         self.pause.resume()
@@ -73,15 +74,24 @@ class PageFeed:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def ready(self) -> bool:
-        """Whether the next page (or the end, or the walk's error) has already arrived."""
-        return self._done or not self._queue.empty()
+    def ready(self, wait: float = 0.0) -> bool:
+        """Whether the next page (or the end, or the walk's error) has arrived, waiting at most
+        ``wait`` seconds for it."""
+        if self._done or self._held is not None:
+            return True
+        try:
+            self._held = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return False
+        return True
 
     def next(self) -> nrps.MembershipPage | None:
         """The next page; None after the last; the walk's error if it failed."""
         if self._done:
             return None
-        item = self._queue.get()
+        item, self._held = self._held, None
+        if item is None:
+            item = self._queue.get()
         if item is _END:
             self._done = True
             return None
@@ -92,6 +102,7 @@ class PageFeed:
 
     def close(self) -> None:
         self.pause.stop()
+        self._held = None
         while True:  # free a walk waiting to hand over a page
             try:
                 self._queue.get_nowait()

@@ -198,8 +198,8 @@ class SqlitePageSql(PageSql):
                            rows: list[tuple]) -> list[tuple]:
         """Insert new memberships, update the roles of changed ones; (id, user_id) written.
 
-        ``rows`` are (user_id, roles, is_active, status_reason, inactive_at); ``now`` is when
-        the row was first seen (for a new one) and last synced.
+        ``rows`` are (user_id, roles as JSON text, is_active, status_reason, inactive_at);
+        ``now`` is when the row was first seen (for a new one) and last synced.
         """
         stamp = self.timestamp(now)
         out = []
@@ -210,7 +210,7 @@ class SqlitePageSql(PageSql):
                                    len(MEMBERSHIP_COLUMNS), _MEMBERSHIP_CONFLICT.format(
                                        roles_differ="memberships.roles IS NOT excluded.roles"))
             out += self._all(sql, [v for user_id, roles, active, reason, inactive_at in part
-                                   for v in (context_id, user_id, json.dumps(roles), active, reason,
+                                   for v in (context_id, user_id, roles, active, reason,
                                              self.timestamp(inactive_at) if inactive_at else None,
                                              stamp, stamp)])
         return out
@@ -262,7 +262,7 @@ class PostgresPageSql(PageSql):
         user_ids, roles, active, reasons, inactive_at = ([] for _ in range(5))
         for user_id, member_roles, is_active, reason, inactive in rows:
             user_ids.append(user_id)
-            roles.append(json.dumps(member_roles))
+            roles.append(member_roles)
             active.append(is_active)
             reasons.append(reason)
             inactive_at.append(inactive)

@@ -82,11 +82,15 @@ def label(user_id) -> str:
 
 
 class Member:
-    """One roster entry as the tool stores it; ``profile`` holds ``USER_FIELDS`` in order."""
-    __slots__ = ("sub", "status", "roles", "profile")
+    """One roster entry as the tool stores it; ``profile`` holds ``USER_FIELDS`` in order,
+    ``roles_json`` the roles as stored (``json.dumps``). ``roles`` may be shared with other
+    members holding the same roles: it is never changed."""
+    __slots__ = ("sub", "status", "roles", "roles_json", "profile")
 
-    def __init__(self, sub: str, status: str, roles: list[str], profile: tuple) -> None:
+    def __init__(self, sub: str, status: str, roles: list[str], profile: tuple,
+                 roles_json: str | None = None) -> None:
         self.sub, self.status, self.roles, self.profile = sub, status, roles, profile
+        self.roles_json = json.dumps(roles) if roles_json is None else roles_json
 
 
 def field_text(value, limit: int | None = None) -> str | None:
@@ -120,24 +124,54 @@ def _sub_of(raw) -> str | None:
     return str(sub)
 
 
+FIELD_SPECS = tuple(zip(USER_FIELDS, FIELD_LIMITS))
+ROLE_SETS_KEPT = 256  # distinct role lists remembered: a course has a handful
+
+
+def _roles_of(raw, known: dict) -> tuple[list[str], str]:
+    """A member's course roles and their JSON text; a list seen before is not worked again."""
+    if raw.__class__ is not list:
+        return [], "[]"
+    key = tuple(raw) if len(raw) <= 16 and all(r.__class__ is str for r in raw) else None
+    found = known.get(key) if key is not None else None
+    if found is None:
+        roles = course_roles([r for r in map(field_text, raw[:MAX_ROLES])
+                              if r and len(r) <= ROLE_MAX])
+        found = (roles, json.dumps(roles))
+        if key is not None:
+            if len(known) >= ROLE_SETS_KEPT:
+                known.clear()
+            known[key] = found
+    return found
+
+
+# Role lists already worked out, shared by every sync of the process (a dict's get, set and
+# clear are each atomic, so threads may share it).
+_ROLE_SETS: dict[tuple, tuple[list[str], str]] = {}
+
+
 def normalise(member: dict) -> Member | None:
     """A member entry as the tool stores it; None without a usable ``user_id``."""
-    sub = _sub_of(member.get("user_id"))
+    get = member.get
+    sub = _sub_of(get("user_id"))
     if sub is None:
         return None
-    status = member.get("status")
+    status = get("status")
     if status != "Active" and status not in ("Inactive", "Deleted"):
         status = "Active"
-    roles = member.get("roles")
-    if isinstance(roles, list):
-        roles = course_roles([r for r in map(field_text, roles[:MAX_ROLES]) if r and len(r) <= ROLE_MAX])
-    else:
-        roles = []
+    roles, roles_json = _roles_of(get("roles"), _ROLE_SETS)
     profile = []
-    for name, limit in zip(USER_FIELDS, FIELD_LIMITS):
-        value = member.get(name)
-        profile.append(None if value is None else field_text(value, limit))
-    return Member(sub, status, roles, tuple(profile))
+    for name, limit in FIELD_SPECS:
+        value = get(name)
+        if value is None:
+            profile.append(None)
+        elif value.__class__ is str and value.isprintable() and len(value) <= limit:
+            # field_text's short way, without the call: most of a page is this
+            value = value.strip()
+            profile.append(value if value and value[0] != "$" else None)
+        else:
+            profile.append(field_text(value, limit))
+    return Member(sub, status, roles, tuple(profile), roles_json)
 
 
 def write_page(session: Session, registration: Registration, context_id: int,
@@ -304,11 +338,11 @@ def _write_users(sql: PageSql, registration_id: int, members: dict[str, Member],
     return len(written)
 
 
-def _same_roles(stored, roles: list[str]) -> bool:
-    """Stored roles (JSON text on SQLite, a list on PostgreSQL) equal to ``roles``."""
+def _same_roles(stored, member: Member) -> bool:
+    """Stored roles (JSON text on SQLite, a list on PostgreSQL) equal to the member's."""
     if isinstance(stored, str):
-        return stored == json.dumps(roles) or json.loads(stored) == roles
-    return list(stored or []) == roles
+        return stored == member.roles_json or json.loads(stored) == member.roles
+    return list(stored or []) == member.roles
 
 
 def _write_memberships(sql: PageSql, context_id: int, members: dict[str, Member], known: dict,
@@ -325,7 +359,7 @@ def _write_memberships(sql: PageSql, context_id: int, members: dict[str, Member]
             new_users.add(user_id)
             # A new member starts with the platform's status.
             active = member.status == "Active"
-            rows.append((user_id, member.roles, active, None if active else member.status,
+            rows.append((user_id, member.roles_json, active, None if active else member.status,
                          None if active else now))
             continue
         roles, is_active, reason, synced_at = row[KNOWN_MEMBERSHIP + 1:]
@@ -338,8 +372,8 @@ def _write_memberships(sql: PageSql, context_id: int, members: dict[str, Member]
             result.deactivate.append((mid, status))
         # Written when roles changed, or once when a sync first sees someone who launched; an
         # existing member keeps their own status here (see the module's docstring).
-        if synced_at is None or not _same_roles(roles, member.roles):
-            rows.append((user_id, member.roles, True, None, None))
+        if synced_at is None or not _same_roles(roles, member):
+            rows.append((user_id, member.roles_json, True, None, None))
     if not rows:
         return
     written = sql.upsert_memberships(context_id, now, rows)

@@ -4,11 +4,12 @@ A run: take the course lock (``lock.py``) -> get a token by client credentials a
 page of ``context_memberships_url`` (``tool/lti/nrps.py``), or the ``differences`` link a
 platform offered last time (NRPS 2.0 §2.4), one page ahead of the writing (``feed.py``) ->
 write each page in a few statements (``pagewrite.py``) and commit every few pages with the
-run's progress, never leaving a write transaction open while the next page is still on its
-way (SQLite's write lock would hold up launches meanwhile) -> after the last page, in one
-transaction, apply status changes: ``Inactive``/``Deleted`` as reported, back to active for
-returning members, and, after a complete unfiltered walk, inactive (reason ``absent``) for
-members the platform no longer lists (Canvas drops them from the roster, facts section 7).
+run's progress, never leaving a write transaction open for more than ``WRITE_HOLD`` while the
+next page is still on its way (SQLite's write lock would hold up launches meanwhile) -> after
+the last page, in one transaction, apply status changes: ``Inactive``/``Deleted`` as reported,
+back to active for returning members, and, after a complete unfiltered walk, inactive (reason
+``absent``) for members the platform no longer lists (Canvas drops them from the roster, facts
+section 7).
 A run that fails at any page applies none of that and is recorded as failed with the reason.
 A member the database refuses is skipped and named on the run (``members_skipped``,
 ``skipped_detail``); the rest of the course syncs. Once a run succeeded, the hooks in
@@ -28,7 +29,7 @@ from typing import Callable, Iterable
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from ..errors import ToolError
 from ..lti import nrps
@@ -45,6 +46,11 @@ log = logging.getLogger(__name__)
 CHUNK = 500
 PROGRESS_EVERY = 0.5  # seconds between progress commits, whatever the pages write
 COMMIT_PAGES = 10  # pages written in one transaction at most, however fast they arrive
+# How long written pages wait, uncommitted, for the next page before they are committed. A
+# page that arrives within it joins their transaction: committing after every page or two cost
+# a write of every touched database page each time (a fifth of a big sync's CPU on SQLite),
+# while a launch waiting for SQLite's write lock waits this much longer at most per page.
+WRITE_HOLD = 0.005
 # Rows a run writes before the tables' statistics are refreshed (PostgreSQL plans from them);
 # again after 4x, 16x ... as many.
 ANALYZE_FIRST_AT = 2000
@@ -158,6 +164,11 @@ def run_sync(session: Session, sync_id: int, settings: ClientSettings,
         session.commit()
         return run
     tally = Tally(committed_at=time.monotonic())
+    # The run commits every few pages; the objects it holds (the run, its course, the
+    # registration) are written by this run alone meanwhile, so they are not read back after
+    # each commit: that was a SELECT per object per commit, hundreds in a big course.
+    plain = session() if isinstance(session, scoped_session) else session
+    expire_on_commit, plain.expire_on_commit = plain.expire_on_commit, False
     try:
         run.status, run.started_at, run.heartbeat_at = SyncStatus.RUNNING, utcnow(), utcnow()
         session.commit()
@@ -176,6 +187,7 @@ def run_sync(session: Session, sync_id: int, settings: ClientSettings,
         else:
             log.warning("roster sync %r failed: %r", sync_id, run.error)
     finally:
+        plain.expire_on_commit = expire_on_commit
         lock.release(session, run.context_id, run.id)
     if run.status == SyncStatus.SUCCEEDED:
         # A session of their own: whatever a hook leaves behind cannot touch the finished run.
@@ -228,8 +240,8 @@ def _walk(state: RunState, url: str, *, role: str | None,
     with PageFeed(state.client, url, role=role, rlid=rlid, pause=state.pause,
                   join_timeout=state.join_timeout) as feed:
         while True:
-            if tally.uncommitted_writes and not feed.ready():
-                _commit_progress(state)  # no write transaction waits for the network
+            if tally.uncommitted_writes and not feed.ready(WRITE_HOLD):
+                _commit_progress(state)  # no write transaction waits long for the network
             try:
                 page = feed.next()
             except Exception:
