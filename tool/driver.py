@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -87,11 +87,15 @@ class Driver:
 
 
 def driver(session: Session) -> Driver:
-    """The driver view of ``session``'s connection, made once per connection."""
-    connection = session.connection()
-    found = session.info.get("driver")
-    if found is None or found.connection is not connection:
-        found = session.info["driver"] = Driver(session)
+    """The driver view of ``session``'s connection, made once per transaction."""
+    if isinstance(session, scoped_session):
+        session = session()
+    transaction = session.get_transaction()
+    held = session.info.get("driver")
+    if transaction is not None and held is not None and held[0] is transaction:
+        return held[1]
+    found = Driver(session)  # begins a transaction when none is open
+    session.info["driver"] = (session.get_transaction(), found)
     return found
 
 
