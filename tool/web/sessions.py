@@ -28,7 +28,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from urllib.parse import urlencode, urlsplit
 
 from flask import after_this_request, current_app, g, request
@@ -198,7 +198,7 @@ def _key_from(ref: str) -> str:
 
 # -- starting a session at launch ------------------------------------------------------------
 
-def origin(url: str | None) -> str | None:
+def origin(url) -> str | None:
     """``scheme://host[:port]`` of a URL allowed to frame the pages, or None.
 
     Only https, or http on a loopback host (a local Canvas or the emulator). The host is checked
@@ -207,6 +207,11 @@ def origin(url: str | None) -> str | None:
     """
     if not url or not isinstance(url, str):
         return None
+    return _origin_of(url)
+
+
+@lru_cache(maxsize=1024)  # a handful of platforms' URLs, each checked on every launch
+def _origin_of(url: str) -> str | None:
     try:
         parts = urlsplit(url.strip())
         port = parts.port
