@@ -385,6 +385,39 @@ def _worker(tool):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+def _in_another_process(code: str) -> str:
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                          text=True, timeout=30).stdout.strip()
+
+
+def test_jobs_queued_after_the_queue_is_bound_again_still_reach_worker_processes(tool):
+    """A second app in one process binds the queue again (tests do; so could any caller of
+    ``create_app``). The SQLite queue this process holds open must stay one that other
+    processes see: a worker starting (it opens and closes the file to make huey's tables) must
+    not find it unlocked and delete the WAL this process goes on writing into."""
+    from huey.storage import SqliteStorage
+
+    from tool import jobs
+    storage = jobs.huey.storage
+    if not isinstance(storage, SqliteStorage):
+        pytest.skip("the queue is not on SQLite here")
+    path = str(tool.settings.jobs_path)
+    count = (f"import sqlite3; c = sqlite3.connect({path!r}); "
+             "print(c.execute('select count(*) from task').fetchone()[0]); c.close()")
+    jobs.huey.flush()  # this process has the queue open, as a web process does
+    try:
+        jobs.init_app(tool.app)  # what a second create_app() in this process does
+        assert jobs.huey.pending_count() == 0  # and it goes on using the queue
+        assert _in_another_process(count) == "0"  # a worker starting: open, read, close
+        jobs.huey.storage.enqueue(b"probe")
+        assert jobs.huey.pending_count() == 1
+        assert _in_another_process(count) == "1"  # a worker sees what this process queued
+    finally:
+        jobs.huey.flush()
+
+
 def test_a_worker_killed_mid_delivery_loses_nothing_and_makes_no_second_submission(tool, lms, db_session):
     import signal
 
@@ -421,11 +454,11 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_makes_no_second_submissi
         assert tasks.sweep_now() == [row.id]  # what the worker's minute sweep does
         second = _worker(tool)
         try:
-            assert wait_for(lambda: _row(tool, row.id).status == "sent", timeout=30), \
-                _row(tool, row.id).last_error
+            sent = wait_for(lambda: _row(tool, row.id).status == "sent", timeout=30)
         finally:
             second.terminate()
             outputs.append(second.communicate(timeout=15)[0].decode(errors="replace"))
+        assert sent, (_row(tool, row.id).last_error, outputs[-1][-3000:])
     finally:
         if first.poll() is None:
             first.kill()

@@ -12,6 +12,7 @@ workers on as many machines as needed (``flask --app app jobs worker``, ``cli.py
 """
 from __future__ import annotations
 
+import errno
 import os
 
 from huey import MemoryHuey, crontab
@@ -23,7 +24,11 @@ _app = None
 
 
 def init_app(app) -> None:
-    """Bind the queue to this app's settings (storage, immediate mode) and database."""
+    """Bind the queue to this app's settings (storage, immediate mode) and database.
+
+    Binding again to the same SQLite file (a second app in one process) keeps the store and its
+    open connection, as ``tool.db`` keeps an engine whose URL did not change.
+    """
     global _app
     settings = app.config["SETTINGS"]
     _app = app
@@ -31,13 +36,38 @@ def init_app(app) -> None:
     if huey.immediate:
         return
     if settings.redis_url:
-        huey.storage = RedisStorage(huey.name, url=settings.redis_url)
+        _replace_storage(RedisStorage(huey.name, url=settings.redis_url))
     else:
-        settings.jobs_path.parent.mkdir(parents=True, exist_ok=True)
-        # Private like the tool's database: the queue is only ids, but nothing else reads it.
-        os.close(os.open(settings.jobs_path, os.O_RDWR | os.O_CREAT, 0o600))
-        huey.storage = SqliteStorage(huey.name, filename=str(settings.jobs_path))
+        filename = str(settings.jobs_path)
+        if not (isinstance(huey.storage, SqliteStorage) and huey.storage.filename == filename):
+            settings.jobs_path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private_file(settings.jobs_path)
+            _replace_storage(SqliteStorage(huey.name, filename=filename))
     app.extensions["jobs"] = huey
+
+
+def _replace_storage(storage) -> None:
+    old, huey.storage = huey.storage, storage
+    if isinstance(old, SqliteStorage):
+        old.close()  # through SQLite, which knows what this process still holds on the file
+
+
+def _create_private_file(path) -> None:
+    """Create the queue's file 0600 (private like the tool's database: only ids, but nothing
+    else reads it); a file that exists is left alone, without opening it.
+
+    Opening and closing a file descriptor of the SQLite file outside SQLite would release every
+    POSIX lock this process holds on it (they are per process, and any close drops them all).
+    SQLite's connections here would still believe they hold their shared locks; the next process
+    to open and close the queue (a worker starting) then finds the file unlocked, checkpoints it
+    and deletes its ``-wal``, and everything this process queues afterwards goes into the
+    deleted WAL, where no worker ever sees it.
+    """
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        if not os.access(path, os.R_OK | os.W_OK):  # said as plainly as the open would
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path)) from None
 
 
 def app():
