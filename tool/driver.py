@@ -57,13 +57,7 @@ class Driver:
         try:
             self.cursor.execute(sql, params or {})
         except self._error as exc:
-            dialect = self.connection.dialect
-            invalidated = dialect.is_disconnect(exc, self.connection.connection.dbapi_connection,
-                                                self.cursor)
-            if invalidated:
-                self.connection.invalidate(exc)
-            raise DBAPIError.instance(sql, None, exc, self._error, hide_parameters=True,
-                                      connection_invalidated=invalidated, dialect=dialect) from exc
+            raise as_sqlalchemy_error(self.connection, self.cursor, sql, exc, self._error) from exc
         return self.cursor
 
     def first(self, statement: Statement, params: dict | None = None) -> tuple | None:
@@ -77,13 +71,29 @@ class Driver:
     def time(self, value: datetime | None):
         if value is None or not self.sqlite:
             return value
-        return value.isoformat(" ", "microseconds")
+        return sqlite_time(value)
 
     def json(self, value):
         if self.sqlite:
             return json.dumps(value)
         from psycopg.types.json import Json
         return Json(value)
+
+
+def sqlite_time(value: datetime) -> str:
+    """The text SQLAlchemy's SQLite ``DateTime`` writes and reads back."""
+    return value.isoformat(" ", "microseconds")
+
+
+def as_sqlalchemy_error(connection, cursor, sql: str, exc: Exception, error_base) -> DBAPIError:
+    """A driver error as SQLAlchemy's wrapped exception (``IntegrityError``, ``OperationalError``
+    ...) without its parameters; a lost connection is invalidated, as SQLAlchemy itself does."""
+    dialect = connection.dialect
+    invalidated = dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
+    if invalidated:
+        connection.invalidate(exc)
+    return DBAPIError.instance(sql, None, exc, error_base, hide_parameters=True,
+                               connection_invalidated=invalidated, dialect=dialect)
 
 
 def driver(session: Session) -> Driver:

@@ -120,11 +120,7 @@ class RegistryCache:
             return RegistryView(self, session, self.version)
         version = read_version(session)
         self.read_at = time.monotonic()
-        if version is not None and version != self.version:
-            with self._lock:
-                if version != self.version:
-                    self._issuers, self._deployments = {}, {}
-                    self.version = version
+        self.observe(version)
         return RegistryView(self, session, version)
 
     def held(self, session: Session) -> "RegistryView | None":

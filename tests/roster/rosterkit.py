@@ -107,3 +107,17 @@ def nrps_requests(platform) -> list[dict]:
 def page_token(response) -> str:
     """The page token ``t`` from the URL a launch ended on."""
     return parse_qs(urlsplit(response.url).query)["t"][0]
+
+
+def count_commit_batches(monkeypatch) -> list[int]:
+    """The pages each progress commit of a sync carries, in order (the list fills as it runs)."""
+    from tool.roster import sync as sync_module
+    batches: list[int] = []
+    real = sync_module._commit_progress
+
+    def counting(state):
+        batches.append(state.tally.pending_pages)
+        real(state)
+
+    monkeypatch.setattr(sync_module, "_commit_progress", counting)
+    return batches

@@ -7,7 +7,7 @@ import math
 import threading
 import time
 
-from rosterkit import add_course_to_tool, fast_retries, roster, sync  # noqa: F401
+from rosterkit import add_course_to_tool, count_commit_batches, fast_retries, roster, sync  # noqa: F401
 from sqlalchemy import select
 
 TABLES = ("users", "memberships")
@@ -129,14 +129,7 @@ def test_pages_are_committed_a_few_at_a_time(tool, lms, monkeypatch):
     from tool.roster import sync as sync_module
     lms.platform.add_many(lms.course, 998)  # 20 pages of 50
     context_id = add_course_to_tool(lms)
-    batches: list[int] = []
-    real = sync_module._commit_progress
-
-    def counting(state):
-        batches.append(state.tally.pending_pages)
-        real(state)
-
-    monkeypatch.setattr(sync_module, "_commit_progress", counting)
+    batches = count_commit_batches(monkeypatch)
     run = sync(tool, context_id)
     assert run.status == "succeeded" and run.pages_fetched == 20
     assert sum(batches) == 20

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from rosterkit import add_course_to_tool, fast_retries, roster, sync  # noqa: F401
+from rosterkit import add_course_to_tool, count_commit_batches, fast_retries, roster, sync  # noqa: F401
 from sqlalchemy import event
 
 
@@ -15,14 +15,7 @@ def test_pages_arriving_while_written_share_a_transaction(tool, lms, monkeypatch
     context_id = add_course_to_tool(lms)
     monkeypatch.setattr(sync_module, "WRITE_HOLD", 30.0)  # every page arrives within it
     monkeypatch.setattr(sync_module, "PROGRESS_EVERY", 60.0)
-    batches: list[int] = []
-    real = sync_module._commit_progress
-
-    def counting(state):
-        batches.append(state.tally.pending_pages)
-        real(state)
-
-    monkeypatch.setattr(sync_module, "_commit_progress", counting)
+    batches = count_commit_batches(monkeypatch)
     run = sync(tool, context_id)
     assert run.status == "succeeded" and run.pages_fetched == 20
     assert batches == [sync_module.COMMIT_PAGES] * 2

@@ -22,8 +22,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Sequence
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+
+from ..driver import as_sqlalchemy_error, sqlite_time
 
 USER_FIELDS = ("name", "given_name", "family_name", "email", "picture", "lis_person_sourcedid",
                "lti11_legacy_user_id")
@@ -132,14 +133,7 @@ class PageSql:
         try:
             return call()
         except self.error_base as exc:
-            dialect = self.connection.dialect
-            raw = self.connection.connection.dbapi_connection
-            invalidated = dialect.is_disconnect(exc, raw, self.cursor)
-            if invalidated:
-                self.connection.invalidate(exc)
-            raise DBAPIError.instance(sql, None, exc, self.error_base, hide_parameters=True,
-                                      connection_invalidated=invalidated,
-                                      dialect=dialect) from exc
+            raise as_sqlalchemy_error(self.connection, self.cursor, sql, exc, self.error_base) from exc
 
 
 class SqlitePageSql(PageSql):
@@ -167,7 +161,7 @@ class SqlitePageSql(PageSql):
     @staticmethod
     def timestamp(value: datetime) -> str:
         """The text SQLAlchemy's SQLite ``DateTime`` writes and reads back."""
-        return value.isoformat(" ", "microseconds")
+        return sqlite_time(value)
 
     @classmethod
     def _values_sql(cls, cache: dict, n: int, head: str, width: int, tail: str) -> str:

@@ -163,14 +163,7 @@ def normalise(member: dict) -> Member | None:
     profile = []
     for name, limit in FIELD_SPECS:
         value = get(name)
-        if value is None:
-            profile.append(None)
-        elif value.__class__ is str and value.isprintable() and len(value) <= limit:
-            # field_text's short way, without the call: most of a page is this
-            value = value.strip()
-            profile.append(value if value and value[0] != "$" else None)
-        else:
-            profile.append(field_text(value, limit))
+        profile.append(None if value is None else field_text(value, limit))
     return Member(sub, status, roles, tuple(profile), roles_json)
 
 
