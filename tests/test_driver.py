@@ -83,3 +83,78 @@ def test_the_engines_statement_listeners_see_driver_statements(db_session):
         event.remove(db.engine, "before_cursor_execute", record)
         db_session.rollback()
     assert any("FROM used_nonces" in s for s in seen), seen
+
+
+# -- PostgreSQL: the driver's statements are prepared, and only they ---------------------------
+_READ_AS_PREPARED = "SELECT expires_at FROM used_nonces WHERE nonce = $1"  # as the server keeps it
+
+
+def _prepared_on(raw) -> list[str]:
+    return [r[0] for r in raw.execute("SELECT statement FROM pg_prepared_statements").fetchall()]
+
+
+@pytest.fixture
+def pg_connection(tool):
+    from tool.db import db
+    if db.dialect != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's (SQLite has no planning to save)")
+    with db.engine.connect() as conn:
+        yield conn
+
+
+def _read_prepared(conn):
+    """The driver's way: a prepared statement inside the connection's transaction."""
+    if not conn.in_transaction():
+        conn.begin()
+    return conn.connection.driver_connection.cursor().execute(
+        _READ.postgresql, {"nonce": "nobody"}, prepare=True).fetchall()
+
+
+def test_a_driver_statement_stays_prepared_after_a_clean_rollback(pg_connection):
+    _read_prepared(pg_connection)
+    pg_connection.rollback()  # as every read-only request ends
+    raw = pg_connection.connection.driver_connection
+    from psycopg.pq import TransactionStatus
+    assert raw.info.transaction_status == TransactionStatus.IDLE  # it did roll back
+    assert _READ_AS_PREPARED in _prepared_on(raw)
+    assert _read_prepared(pg_connection) == []
+    pg_connection.rollback()
+
+
+def test_nothing_else_is_prepared_however_often_it_runs(pg_connection):
+    from sqlalchemy import text
+    for _ in range(12):  # psycopg's own default would prepare it after 5 runs
+        pg_connection.execute(text("SELECT count(*) FROM users WHERE id > :n"), {"n": 0})
+    assert not any("FROM users WHERE id >" in s for s in _prepared_on(pg_connection.connection.driver_connection))
+    pg_connection.rollback()
+
+
+def test_a_prepared_statement_the_schema_outdated_fails_once_then_runs_again(tool, pg_connection):
+    """A migration that changes a column a prepared statement returns: the statement fails on
+    its next run (PostgreSQL refuses a plan whose result type changed), the failed transaction's
+    rollback forgets every prepared statement, and the next run prepares it afresh."""
+    import psycopg
+    from tool.db import db
+    _read_prepared(pg_connection)
+    pg_connection.rollback()
+    raw = pg_connection.connection.driver_connection
+    with psycopg.connect(tool.settings.database_url, autocommit=True) as other:
+        other.execute("ALTER TABLE used_nonces ALTER COLUMN expires_at TYPE text")
+    try:
+        with pytest.raises(psycopg.errors.FeatureNotSupported):  # "cached plan must not change result type"
+            _read_prepared(pg_connection)
+        pg_connection.rollback()
+        assert _READ_AS_PREPARED not in _prepared_on(raw)
+        pg_connection.rollback()
+        assert _read_prepared(pg_connection) == []
+    finally:
+        pg_connection.rollback()
+        with psycopg.connect(tool.settings.database_url, autocommit=True) as other:
+            other.execute("ALTER TABLE used_nonces ALTER COLUMN expires_at TYPE timestamp "
+                          "USING expires_at::timestamp")
+        db.engine.dispose()  # no pooled connection keeps a plan made on the text column
+
+
+def test_pooled_connections_are_replaced_so_plans_follow_the_tables_growth(pg_connection):
+    from tool.db import PREPARED_PLAN_AGE, db
+    assert db.engine.pool._recycle == PREPARED_PLAN_AGE <= 600

@@ -139,15 +139,55 @@ def _make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    # No server-side prepared statements: psycopg prepares a query after 5 runs and PostgreSQL
-    # may then keep a generic plan chosen while a table was still small (seq scans on users
-    # and memberships during a first big roster sync: 2x slower at 20,000 members).
+    # Server-side prepared statements only for the launch's hot statements, which the driver
+    # asks for by name (tool/driver.py); psycopg prepares nothing on its own (it would after 5
+    # runs, and PostgreSQL may then keep a generic plan chosen while a table was still small:
+    # seq scans on users and memberships during a first big roster sync, 2x slower at 20,000
+    # members). ``None`` here would refuse even the driver's requests, hence a count never reached.
+    # Connections are replaced after PREPARED_PLAN_AGE so a hot statement's plan made on a small
+    # table is made again on the grown one, even where autovacuum never analyzes it.
     # Last in, first out: the connections in use stay few and warm, and the rest go idle long
     # enough to be pinged before use.
     engine = create_engine(url, pool_size=10, max_overflow=10, pool_use_lifo=True,
-                           connect_args={"prepare_threshold": None})
+                           pool_recycle=PREPARED_PLAN_AGE,
+                           connect_args={"prepare_threshold": PREPARE_NEVER_BY_COUNT})
     _ping_when_idle(engine)
+    _keep_prepared_on_rollback(engine)
     return engine
+
+
+PREPARE_NEVER_BY_COUNT = 2 ** 31 - 1
+PREPARED_PLAN_AGE = 300  # seconds
+
+
+def _keep_prepared_on_rollback(engine: Engine) -> None:
+    """A clean rollback keeps the connection's prepared statements.
+
+    psycopg forgets them on every rollback and sends ``DEALLOCATE ALL`` (the transaction might
+    have created what they use). Every read-only request ends with a rollback, so the hot
+    statements would be planned again on each request, plus one round trip. The only statements
+    prepared here are the driver's, on tables that exist before any request runs, so a rollback
+    of a transaction in good standing keeps them; after a failed statement (a dropped table, a
+    changed column, anything) psycopg's own rollback forgets them all, as it always does.
+    """
+    from psycopg.pq import TransactionStatus
+
+    dialect = engine.dialect
+    plain_rollback = dialect.do_rollback
+
+    def do_rollback(dbapi_connection) -> None:
+        prepared = getattr(dbapi_connection, "_prepared", None)
+        names = getattr(prepared, "_names", None)
+        if (not names or dbapi_connection.pgconn.transaction_status != TransactionStatus.INTRANS):
+            plain_rollback(dbapi_connection)
+            return
+        prepared._names = type(names)()  # psycopg then has nothing to forget
+        try:
+            plain_rollback(dbapi_connection)
+        finally:
+            prepared._names = names
+
+    dialect.do_rollback = do_rollback
 
 
 # A pooled connection unused this long is checked with a ping before it is handed out.

@@ -4,7 +4,9 @@ A launch and its landing page run a handful of small statements. Through SQLAlch
 costs 40 to 300 us of Python (statement cache keys, parameter processing, result and ORM
 object construction) against 2 to 20 us of database work on SQLite; here each is one call
 into ``sqlite3`` or ``psycopg`` on the cursor of the session's own connection, so the
-statement joins the session's transaction and its commit, rollback and SAVEPOINTs.
+statement joins the session's transaction and its commit, rollback and SAVEPOINTs. On
+PostgreSQL each is prepared on its connection the first time it runs there: planning the joined
+reads took 0.3 ms of their 0.45 ms, each time.
 
 Statements are written with ``:name`` parameters (sqlite3's named style) and turned into
 psycopg's ``%(name)s`` once. Values cross as each database stores them for SQLAlchemy:
@@ -55,7 +57,10 @@ class Driver:
         if listeners:  # whoever watches the engine's statements (tests, benchmarks) sees these too
             listeners(self.connection, self.cursor, sql, params, None, False)
         try:
-            self.cursor.execute(sql, params or {})
+            if self.sqlite:
+                self.cursor.execute(sql, params or {})
+            else:  # planned once per connection (prepared statements: tool/db.py says which)
+                self.cursor.execute(sql, params or {}, prepare=True)
         except self._error as exc:
             raise as_sqlalchemy_error(self.connection, self.cursor, sql, exc, self._error) from exc
         return self.cursor
