@@ -158,3 +158,22 @@ def test_a_prepared_statement_the_schema_outdated_fails_once_then_runs_again(too
 def test_pooled_connections_are_replaced_so_plans_follow_the_tables_growth(pg_connection):
     from tool.db import PREPARED_PLAN_AGE, db
     assert db.engine.pool._recycle == PREPARED_PLAN_AGE <= 600
+
+
+def test_a_read_opens_no_transaction_and_a_later_write_still_has_one(tool, db_session):
+    """Page views read without BEGIN/ROLLBACK on PostgreSQL; a write after such a read is still
+    inside a transaction the session can roll back (SQLite only ever begins one for a write)."""
+    from tool.db import db
+    run = driver(db_session)
+    assert run.read(_READ, {"nonce": "nobody"}).fetchall() == []
+    raw = db_session.connection().connection.driver_connection
+    if db.dialect == "postgresql":
+        from psycopg.pq import TransactionStatus
+        assert raw.info.transaction_status == TransactionStatus.IDLE
+        assert raw.autocommit is False
+    else:
+        assert not raw.in_transaction
+    run.execute(_INSERT, {"nonce": "after-a-read", "registration_id": 1,
+                          "expires_at": run.time(datetime(2030, 1, 1))})
+    db_session.rollback()
+    assert db_session.get(UsedNonce, "after-a-read") is None

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, scoped_session
 
+_PG_IDLE = 0  # libpq's PQTRANS_IDLE: no transaction open on the connection
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
@@ -64,6 +65,27 @@ class Driver:
         except self._error as exc:
             raise as_sqlalchemy_error(self.connection, self.cursor, sql, exc, self._error) from exc
         return self.cursor
+
+    def read(self, statement: Statement, params: dict | None = None):
+        """``execute`` for a read that needs no transaction of its own.
+
+        On PostgreSQL, when the connection has no transaction open yet, the read runs without
+        one: no BEGIN before it and no ROLLBACK at the end of the request (two round trips of a
+        page view's three). Under READ COMMITTED each statement has its own snapshot either way,
+        and a write later in the request begins its transaction as usual. SQLite begins one only
+        before a write anyway.
+        """
+        if self.sqlite:
+            return self.execute(statement, params)
+        raw = self.connection.connection.driver_connection
+        if raw.info.transaction_status != _PG_IDLE:
+            return self.execute(statement, params)
+        raw.autocommit = True
+        try:
+            return self.execute(statement, params)
+        finally:
+            if not raw.closed:
+                raw.autocommit = False
 
     def first(self, statement: Statement, params: dict | None = None) -> tuple | None:
         return self.execute(statement, params).fetchone()

@@ -81,7 +81,8 @@ def registration_record(row) -> RegistrationRecord:
 
 def read_version(session: Session) -> int | None:
     """The registry's version; None when the counter row is missing (then nothing is held)."""
-    return driver(session).scalar(_VERSION)
+    row = driver(session).read(_VERSION).fetchone()
+    return row[0] if row is not None else None
 
 
 def bump(session: Session) -> None:

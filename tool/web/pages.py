@@ -43,8 +43,8 @@ def _assessments(page: sessions.Page) -> dict | None:
                 "capabilities": lineitems.capability_words(page.context)}
     items: dict = {}
     mine: dict = {}
-    rows = driver(db.session).execute(_STUDENT_HOME, {"context_id": page.context_id, "published": True,
-                                                      "user_id": page.user_id}).fetchall()
+    rows = driver(db.session).read(_STUDENT_HOME, {"context_id": page.context_id, "published": True,
+                                                   "user_id": page.user_id}).fetchall()
     for row in rows:
         assessment_id = row[0]
         if assessment_id not in items:
