@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlencode
 
 import jwt
 import requests
@@ -75,7 +76,7 @@ def scope_key(scopes: list[str] | tuple[str, ...]) -> str:
     return " ".join(sorted(set(scopes)))
 
 
-def _platform_reason(response: requests.Response) -> str:
+def _platform_reason(response: http.PlatformResponse) -> str:
     """The platform's own words: OAuth ``error_description``, Canvas ``errors.message``, or text."""
     try:
         body = response.json()
@@ -93,12 +94,12 @@ def _platform_reason(response: requests.Response) -> str:
     return text[:200] or response.reason or "no reason given"
 
 
-def is_canvas_throttle(response: requests.Response) -> bool:
+def is_canvas_throttle(response: http.PlatformResponse) -> bool:
     """Canvas's 403 for throttling, told apart from a real 403 by its body (facts section 9)."""
     return response.status_code == 403 and "rate limit exceeded" in (response.text or "").lower()
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def _retry_after(response: http.PlatformResponse) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
         return None
@@ -202,13 +203,15 @@ class PlatformClient:
         return jwt.encode(claims, pem, algorithm="RS256", headers={"kid": kid})
 
     def _request_token(self, session: Session, key: str) -> tuple[str, int]:
-        def post() -> requests.Response:
+        def post() -> http.PlatformResponse:
             # A fresh assertion per attempt: its jti is single-use.
             form = {"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
                     "client_assertion": self.client_assertion(session), "scope": key}
             self.token_requests += 1
-            return http.session().post(self.token_url, data=form, timeout=self._timeout(),
-                                       headers={"Accept": "application/json"})
+            return http.call("POST", self.token_url, body=urlencode(form).encode(),
+                             timeout=self._timeout(),
+                             headers={"Accept": "application/json",
+                                      "Content-Type": "application/x-www-form-urlencoded"})
 
         response = self._with_retries(post, f"token request to {self.token_url}")
         if response.status_code != 200:
@@ -229,7 +232,7 @@ class PlatformClient:
     # -- service calls --------------------------------------------------------------------
     def request(self, method: str, url: str, *, scopes: list[str], accept: str | None = None,
                 json_body: object = None, content_type: str | None = None,
-                params: dict | None = None) -> requests.Response:
+                params: dict | None = None) -> http.PlatformResponse:
         """Any verb on a service URL with the shared token; a 2xx answer or ``PlatformError``.
 
         JSON bodies go out with ``content_type`` (the AGS media types, e.g.
@@ -257,21 +260,21 @@ class PlatformClient:
         return response
 
     def get(self, url: str, *, scopes: list[str], accept: str,
-            params: dict | None = None) -> requests.Response:
+            params: dict | None = None) -> http.PlatformResponse:
         """GET a service URL with the shared token; 2xx or ``PlatformError``."""
         return self.request("GET", url, scopes=scopes, accept=accept, params=params)
 
     def post(self, url: str, body: object, *, scopes: list[str], content_type: str,
-             accept: str | None = None) -> requests.Response:
+             accept: str | None = None) -> http.PlatformResponse:
         return self.request("POST", url, scopes=scopes, json_body=body, content_type=content_type,
                             accept=accept)
 
     def put(self, url: str, body: object, *, scopes: list[str], content_type: str,
-            accept: str | None = None) -> requests.Response:
+            accept: str | None = None) -> http.PlatformResponse:
         return self.request("PUT", url, scopes=scopes, json_body=body, content_type=content_type,
                             accept=accept)
 
-    def delete(self, url: str, *, scopes: list[str]) -> requests.Response:
+    def delete(self, url: str, *, scopes: list[str]) -> http.PlatformResponse:
         return self.request("DELETE", url, scopes=scopes)
 
     def _authorized(self, method: str, url: str, token: str, accept: str | None,
@@ -284,15 +287,15 @@ class PlatformClient:
             headers["Content-Type"] = content_type or "application/json"
             data = json.dumps(json_body).encode()
 
-        def call() -> requests.Response:
-            return http.session().request(method, url, params=params, data=data,
-                                          timeout=self._timeout(), headers=headers)
+        def call() -> http.PlatformResponse:
+            return http.call(method, url, params=params, body=data, timeout=self._timeout(),
+                             headers=headers)
         return self._with_retries(call, f"{method} {url}")
 
     def _timeout(self) -> tuple[float, float]:
         return (self.settings.connect_timeout, self.settings.read_timeout)
 
-    def _with_retries(self, call: Callable[[], requests.Response], what: str) -> requests.Response:
+    def _with_retries(self, call: Callable[[], http.PlatformResponse], what: str) -> http.PlatformResponse:
         """Run ``call``, retrying throttles, 429, 5xx and network faults within the budget."""
         started = time.monotonic()
         attempt = 0
@@ -336,7 +339,7 @@ class PlatformClient:
             log.warning("%r; retry %d in %.2f s", problem, attempt, delay)
             self.sleep(delay)
 
-    def _note_rate(self, response: requests.Response) -> None:
+    def _note_rate(self, response: http.PlatformResponse) -> None:
         """Pace by ``X-Rate-Limit-Remaining``: below the low-water mark, let the bucket leak."""
         raw = response.headers.get("X-Rate-Limit-Remaining")
         try:
