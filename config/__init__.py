@@ -33,6 +33,22 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
+_ON = {"1", "true", "yes", "on"}
+_OFF = {"0", "false", "no", "off"}
+
+
+def _switch(name: str, default: bool) -> bool:
+    """An on/off setting: 1/0, true/false, yes/no, on/off; anything else is a setting error."""
+    raw = _env(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _ON or value in _OFF:
+        return value in _ON
+    raise StartupError(name, f"must be 1 or 0, got {raw[:40]!r}",
+                       f"Set {name}=1 or {name}=0, or unset it for the default")
+
+
 def _int(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = _env(name)
     if raw is None:
@@ -198,6 +214,10 @@ class Settings:
     jwks_refetch_interval: int = 5
     http_connect_timeout: float = 5.0
     http_read_timeout: float = 15.0
+    # PostgreSQL: the launch's hot statements prepared once per connection. Off behind a
+    # transaction-mode connection pooler (PgBouncer), which hands each transaction to any server
+    # connection, where a statement prepared on another one does not exist.
+    database_prepared_statements: bool = True
     redis_url: str | None = None
     # Roster sync: a launch skips the sync when one succeeded this recently; every
     # known course is re-synced this often without a launch.
@@ -238,6 +258,7 @@ class Settings:
             base_url=base_url,
             warnings=[warning] if warning else [],
             database_url=_env("DATABASE_URL", f"sqlite:///{ROOT / 'instance' / 'tool.db'}"),
+            database_prepared_statements=_switch("DATABASE_PREPARED_STATEMENTS", True),
             key_dir=key_dir,
             secret_key=_secret_key(key_dir),
             port=port,

@@ -160,6 +160,54 @@ def test_pooled_connections_are_replaced_so_plans_follow_the_tables_growth(pg_co
     assert db.engine.pool._recycle == PREPARED_PLAN_AGE <= 600
 
 
+def _prepared_on_every_pooled_connection(engine) -> list[str]:
+    """The prepared statements of each connection the pool holds (all taken at once, so each
+    is a different one)."""
+    from sqlalchemy.pool import QueuePool
+    assert isinstance(engine.pool, QueuePool)
+    held = [engine.connect() for _ in range(engine.pool.checkedin())]
+    try:
+        return [s for conn in held for s in _prepared_on(conn.connection.driver_connection)]
+    finally:
+        for conn in held:
+            conn.close()
+
+
+def test_with_prepared_statements_off_a_launch_still_works_and_nothing_is_prepared(tool, lms):
+    """DATABASE_PREPARED_STATEMENTS=0, for a transaction-mode pooler such as PgBouncer, where
+    the next transaction may run on a server connection that never saw the statement."""
+    from config import Settings
+    from tool.db import db, prepares_statements
+    if db.dialect != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    url = tool.app.config["DATABASE_URL"]
+    assert Settings().database_prepared_statements  # on unless the operator says otherwise
+    for _ in range(2):
+        assert lms.launch(lms.student, placement="course_navigation").status_code == 200
+    assert any("used_nonces" in s for s in _prepared_on_every_pooled_connection(db.engine))
+
+    import dataclasses
+    from tool import create_app
+    # A second app started with the setting off rebinds the process's engine, as at start-up.
+    create_app(dataclasses.replace(tool.settings, database_prepared_statements=False))
+    try:
+        assert not prepares_statements(db.engine)
+        for _ in range(3):
+            resp = lms.launch(lms.student, placement="course_navigation")
+            assert resp.status_code == 200 and "/student" in resp.url
+        assert _prepared_on_every_pooled_connection(db.engine) == []
+    finally:
+        db.configure(url, prepared=True)
+
+
+def test_the_setting_reaches_the_engine(monkeypatch):
+    from config import Settings
+    for raw, expected in (("0", False), ("off", False), ("1", True), ("", True)):
+        monkeypatch.setenv("DATABASE_PREPARED_STATEMENTS", raw)
+        monkeypatch.setenv("SECRET_KEY", "s" * 40)
+        assert Settings.from_env().database_prepared_statements is expected
+
+
 def test_a_read_opens_no_transaction_and_a_later_write_still_has_one(tool, db_session):
     """Page views read without BEGIN/ROLLBACK on PostgreSQL; a write after such a read is still
     inside a transaction the session can roll back (SQLite only ever begins one for a write)."""

@@ -73,6 +73,8 @@ CASES = {
     "port not a number": ("PORT", lambda tmp: {"PORT": "80a"}),
     "port out of range": ("PORT", lambda tmp: {"PORT": "70000"}),
     "lifetime not a number": ("SESSION_LIFETIME_SECONDS", lambda tmp: {"SESSION_LIFETIME_SECONDS": "2h"}),
+    "prepared statements neither on nor off": ("DATABASE_PREPARED_STATEMENTS",
+                                               lambda tmp: {"DATABASE_PREPARED_STATEMENTS": "pgbouncer"}),
 }
 
 

@@ -17,6 +17,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         SECRET_KEY=settings.secret_key,
         TOOL_BASE_URL=settings.base_url.rstrip("/"),
         DATABASE_URL=settings.database_url,
+        DATABASE_PREPARED_STATEMENTS=settings.database_prepared_statements,
         KEY_DIR=settings.key_dir,
         TOOL_TITLE=settings.title,
         TOOL_DESCRIPTION=settings.description,

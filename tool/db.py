@@ -27,18 +27,20 @@ class Database:
         self.engine: Engine | None = None
         self.session = scoped_session(sessionmaker(expire_on_commit=False))
 
-    def configure(self, url: str) -> Engine:
-        if self.engine is not None and str(self.engine.url) == url:
+    def configure(self, url: str, prepared: bool = True) -> Engine:
+        if (self.engine is not None and str(self.engine.url) == url
+                and prepares_statements(self.engine) == prepared):
             return self.engine
         if self.engine is not None:
             self.session.remove()
             self.engine.dispose()
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, prepared=prepared)
         self.session.configure(bind=self.engine)
         return self.engine
 
     def init_app(self, app) -> None:
-        self.configure(app.config["DATABASE_URL"])
+        self.configure(app.config["DATABASE_URL"],
+                       prepared=app.config.get("DATABASE_PREPARED_STATEMENTS", True))
 
         @app.teardown_appcontext
         def _remove_session(exc: BaseException | None) -> None:
@@ -110,13 +112,14 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_fresh_pools_after_fork)
 
 
-def make_engine(url: str) -> Engine:
-    engine = _make_engine(url)
+def make_engine(url: str, prepared: bool = True) -> Engine:
+    """The engine for ``url``; ``prepared=False`` keeps PostgreSQL from preparing any statement."""
+    engine = _make_engine(url, prepared)
     _engines.add(engine)
     return engine
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, prepared: bool) -> Engine:
     if url.startswith("sqlite"):
         path = sqlite_path(url)
         if path is not None:
@@ -148,15 +151,24 @@ def _make_engine(url: str) -> Engine:
     # table is made again on the grown one, even where autovacuum never analyzes it.
     # Last in, first out: the connections in use stay few and warm, and the rest go idle long
     # enough to be pinged before use.
+    # Behind a transaction-mode pooler (DATABASE_PREPARED_STATEMENTS=0) nothing is prepared.
     engine = create_engine(url, pool_size=10, max_overflow=10, pool_use_lifo=True,
                            pool_recycle=PREPARED_PLAN_AGE,
-                           connect_args={"prepare_threshold": PREPARE_NEVER_BY_COUNT})
+                           execution_options={PREPARE_OPTION: prepared},
+                           connect_args={"prepare_threshold":
+                                         PREPARE_NEVER_BY_COUNT if prepared else None})
     _ping_when_idle(engine)
     _keep_prepared_on_rollback(engine)
     return engine
 
 
 PREPARE_NEVER_BY_COUNT = 2 ** 31 - 1
+PREPARE_OPTION = "tool_prepared_statements"
+
+
+def prepares_statements(engine_or_connection) -> bool:
+    """Whether the driver asks PostgreSQL to prepare its hot statements on this engine."""
+    return bool(engine_or_connection.get_execution_options().get(PREPARE_OPTION, True))
 PREPARED_PLAN_AGE = 300  # seconds
 
 
