@@ -280,6 +280,23 @@ def test_state_proofs_are_per_state_and_per_purpose():
     assert states.peek("forged", secret_key="k", max_age=60) is None
 
 
+def test_a_state_issued_compressed_before_an_upgrade_is_still_read():
+    """States are now written uncompressed; one an earlier version issued (zlib, leading '.')
+    in the last few minutes still reads, and one signed with another key still does not."""
+    from itsdangerous import URLSafeTimedSerializer
+    from tool.lti import states
+    data = {"n": "nonce-" + "x" * 26, "r": 5, "t": "post_message_forwarding", "o": "https://sso.canvaslms.com"}
+    earlier = URLSafeTimedSerializer("k", salt=states.SALT).dumps(data)
+    assert earlier.startswith(".")  # the compressed form
+    issued = states.read_state(earlier, 5, secret_key="k", max_age=60)
+    assert issued.nonce == data["n"] and issued.storage.origin == "https://sso.canvaslms.com"
+    assert states.peek(URLSafeTimedSerializer("other", salt=states.SALT).dumps(data),
+                       secret_key="k", max_age=60) is None
+    fresh, nonce = states.issue(5, "k", states.Storage("post_message_forwarding", "https://sso.canvaslms.com"))
+    assert not fresh.startswith(".") and len(fresh) < states.STATE_MAX
+    assert states.read_state(fresh, 5, secret_key="k", max_age=60).nonce == nonce
+
+
 def test_pages_framed_by_a_loopback_platform_allow_exactly_that_origin(lms):
     resp = Browser().initiate(lms.tool.login_url,
                               lms.platform.resource_link_launch(lms.registration, lms.student, lms.course))
