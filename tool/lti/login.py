@@ -29,12 +29,17 @@ LOGIN_REGISTRY_AGE = 1.0
 
 @dataclass
 class LoginRedirect:
-    url: str
     state: str
     nonce: str
     storage: states.Storage | None = None
     endpoint: str = ""  # the platform's auth endpoint as registered (its own query included)
     params: dict = field(default_factory=dict)  # what ``url`` adds to the endpoint's query
+
+    @property
+    def url(self) -> str:
+        """The auth request as one URL (a login with platform storage sends a form instead)."""
+        sep = "&" if "?" in self.endpoint else "?"
+        return self.endpoint + sep + urlencode(self.params)
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -120,6 +125,5 @@ def begin_login(params: Mapping[str, str], session: Session, launch_url: str,
     }
     if params.get("lti_message_hint"):
         query["lti_message_hint"] = params["lti_message_hint"]
-    sep = "&" if "?" in reg.auth_login_url else "?"
-    return LoginRedirect(url=reg.auth_login_url + sep + urlencode(query), state=state, nonce=nonce,
-                         storage=storage, endpoint=reg.auth_login_url, params=query)
+    return LoginRedirect(state=state, nonce=nonce, storage=storage, endpoint=reg.auth_login_url,
+                         params=query)
