@@ -6,18 +6,15 @@ absent), then by email when the registration allows it. The rule that was used i
 """
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..db import fit, insert_for
 from ..models import Registration, User, utcnow
+from .pagesql import PageSql
 
 PROFILE_FIELDS = ("name", "given_name", "family_name", "email", "picture", "lis_person_sourcedid",
                   "lti11_legacy_user_id", "canvas_user_id")
-
-
-def _unclaimed(registration_id: int):
-    return select(User).where(User.registration_id == registration_id, User.sub.is_(None))
 
 
 def find_or_create_user(session: Session, registration: Registration, sub: str, profile: dict,
@@ -52,20 +49,19 @@ def find_or_create_user(session: Session, registration: Registration, sub: str, 
 
 
 def _claim(session: Session, registration: Registration, profile: dict) -> tuple[User | None, str]:
-    legacy = profile.get("lti11_legacy_user_id")
-    if legacy:
-        user = session.scalars(_unclaimed(registration.id).where(User.lti11_legacy_user_id == legacy)).first()
-        if user:
-            return user, "lti11_legacy_user_id"
-    sourcedid = profile.get("lis_person_sourcedid")
-    if sourcedid:
-        user = session.scalars(_unclaimed(registration.id).where(User.lis_person_sourcedid == sourcedid)).first()
-        if user:
-            return user, "lis_person_sourcedid"
-    email = profile.get("email")
-    if email and registration.matches_by_email:
-        user = session.scalars(_unclaimed(registration.id)
-                               .where(func.lower(User.email) == email.lower())).first()
-        if user:
-            return user, "email"
+    """The person without a ``sub`` this profile names, by the first rule that finds one (the
+    lowest id when several match), with the rule; else (None, "created"). The lookups are the
+    roster sync's own (pagesql.py): on SQLite the LTI 1.1 id and SIS id go through their indexes."""
+    lookups = [(rule, profile.get(rule)) for rule in ("lti11_legacy_user_id", "lis_person_sourcedid")]
+    if registration.matches_by_email and profile.get("email"):
+        lookups.append(("email", profile["email"].lower()))
+    lookups = [(rule, value) for rule, value in lookups if value]
+    if not lookups:
+        return None, "created"
+    session.flush()  # the lookups run on the connection: pending rows go first, as a query's would
+    statements = PageSql.for_session(session)
+    for rule, value in lookups:
+        found = statements.claim_candidates(registration.id, rule, [value])
+        if found:
+            return session.get(User, found[0][0]), rule
     return None, "created"

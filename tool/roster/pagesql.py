@@ -52,8 +52,19 @@ _MEMBERSHIP_CONFLICT = ("ON CONFLICT (context_id, user_id) DO UPDATE SET roles =
                         "IS NULL OR {roles_differ} RETURNING id, user_id")
 _CLAIM_UPDATE = "UPDATE users SET sub = {p}, matched_by = {p} WHERE id = {p} AND sub IS NULL"
 _UNCLAIMED = "SELECT 1 FROM users WHERE registration_id = {p} AND sub IS NULL LIMIT 1"
-_CLAIM_SELECT = ("SELECT id, {column} FROM users WHERE registration_id = {p} AND sub IS NULL "
+_CLAIM_SELECT = ("SELECT id, {column} FROM users{indexed} WHERE registration_id = {p} AND sub IS NULL "
                  "AND {column} {in_list} ORDER BY id")
+# SQLite plans without statistics and takes the (registration_id, sub) key for "sub IS NULL",
+# reading every person without a sub for each page: 2.6 ms a page with 20,000 people imported
+# from an LTI 1.1 install, against 0.05 ms through the partial index (tool/models/people.py),
+# which the claim lookups therefore name. PostgreSQL plans from statistics (refresh_statistics).
+SQLITE_CLAIM_INDEX = {"lti11_legacy_user_id": "ix_users_unclaimed_legacy",
+                      "lis_person_sourcedid": "ix_users_unclaimed_sourcedid"}
+
+
+def sqlite_indexed_by(rule: str) -> str:
+    index = SQLITE_CLAIM_INDEX.get(rule)
+    return f" INDEXED BY {index}" if index else ""
 _MEMBERSHIP_IDS = "SELECT id, user_id FROM memberships WHERE context_id = {p} AND user_id {in_list}"
 _SQLITE_IN = "IN (SELECT value FROM json_each(?))"
 _POSTGRES_IN = "= ANY(%s)"
@@ -124,6 +135,10 @@ class PageSql:
 
     # -- running them ---------------------------------------------------------------------
     def _all(self, sql: str, params: Sequence) -> list[tuple]:
+        listeners = self.connection.dispatch.before_cursor_execute
+        if listeners:  # whoever watches the engine's statements sees these reads too
+            listeners(self.connection, self.cursor, sql, params, None, False)
+
         def run():
             self.cursor.execute(sql, params)
             return self.cursor.fetchall()
@@ -142,7 +157,8 @@ class SqlitePageSql(PageSql):
     dialect = "sqlite"
     KNOWN = _USER_SELECT.format(p="?", in_list=_SQLITE_IN)
     UNCLAIMED = _UNCLAIMED.format(p="?")
-    CLAIM_SELECT = {rule: _CLAIM_SELECT.format(column=column, p="?", in_list=_SQLITE_IN)
+    CLAIM_SELECT = {rule: _CLAIM_SELECT.format(column=column, p="?", in_list=_SQLITE_IN,
+                                               indexed=sqlite_indexed_by(rule))
                     for rule, column in CLAIM_COLUMNS.items()}
     CLAIM_UPDATE = _CLAIM_UPDATE.format(p="?")
     MEMBERSHIP_IDS = _MEMBERSHIP_IDS.format(p="?", in_list=_SQLITE_IN)
@@ -216,7 +232,7 @@ class PostgresPageSql(PageSql):
     dialect = "postgresql"
     KNOWN = _USER_SELECT.format(p="%s", in_list=_POSTGRES_IN)
     UNCLAIMED = _UNCLAIMED.format(p="%s")
-    CLAIM_SELECT = {rule: _CLAIM_SELECT.format(column=column, p="%s", in_list=_POSTGRES_IN)
+    CLAIM_SELECT = {rule: _CLAIM_SELECT.format(column=column, p="%s", in_list=_POSTGRES_IN, indexed="")
                     for rule, column in CLAIM_COLUMNS.items()}
     CLAIM_UPDATE = _CLAIM_UPDATE.format(p="%s")
     MEMBERSHIP_IDS = _MEMBERSHIP_IDS.format(p="%s", in_list=_POSTGRES_IN)
