@@ -1,7 +1,7 @@
 """Roster sync benchmark: a big course served by the emulated Canvas in pages of 50.
 
     python bench/roster.py [--members 50000] [--small 5000] [--database-url URL] [--skip-plain]
-                           [--keep-alive] [--repeat N]
+                           [--keep-alive] [--repeat N] [--imported]
 
 The emulator runs in a child process, so this process's CPU time is the tool's alone (HTTP
 client, JSON, matching, SQL; every thread of the process counts). Phases, each on the same
@@ -10,6 +10,9 @@ emulated course:
   3. the same again, unchanged: the rows it writes to ``users`` and ``memberships`` are counted
   by database triggers (must be 0), 4. the plain way on a fresh registration: pylti1p3
   ``get_members()`` (every page in one list) then one ORM upsert per member.
+With ``--imported``, one more phase on a third registration: a course whose every member was
+imported from an LTI 1.1 install (a user row with the member's LTI 1.1 id and no ``sub``) before
+the first sync, which must claim each of them by that id.
 Peak memory is the highest resident set size above the phase's starting point, sampled every
 20 ms. Each line also gives the emulator's own CPU time for the phase (the platform's share of
 the wall time). ``--keep-alive`` lets the emulator keep connections open between pages, as
@@ -34,7 +37,8 @@ from pathlib import Path
 from _common import ROOT  # noqa: F401  (puts the project on sys.path)
 
 
-def emulator_process(conn, tool_jwks_url: str, sizes: list[int], keep_alive: bool) -> None:
+def emulator_process(conn, tool_jwks_url: str, sizes: list[int], keep_alive: bool,
+                     imported: bool = False) -> None:
     from emulator import INSTRUCTOR, Platform
     if keep_alive:
         from emulator.server import QuietHandler
@@ -42,14 +46,16 @@ def emulator_process(conn, tool_jwks_url: str, sizes: list[int], keep_alive: boo
     p = Platform()
     p.start()
     tools = [p.register_tool(login_url="http://x/login", redirect_uris=["http://x/launch"],
-                             target_link_uri="http://x/launch", jwks_url=tool_jwks_url) for _ in range(2)]
+                             target_link_uri="http://x/launch", jwks_url=tool_jwks_url) for _ in range(3)]
     courses = []
     for n in sizes:
         course = p.add_course(label=f"C{n}", title=f"Course of {n}")
         teacher = p.add_user(name="Ada Teacher")
         p.enroll(course, teacher, roles=[INSTRUCTOR])
         p.add_many(course, n - 1)
-        courses.append({"n": n, "context_id": course.context_id, "url": course.memberships_url})
+        courses.append({"n": n, "context_id": course.context_id, "url": course.memberships_url,
+                        "legacy_ids": [e.user.lti11_legacy_user_id for e in course.enrollments.values()]
+                        if imported and len(courses) == 1 else []})
     conn.send({"issuer": p.issuer, "token_url": p.token_url, "auth_url": p.auth_login_url,
                "jwks_url": p.jwks_url, "courses": courses,
                "tools": [(t.client_id, t.deployment_ids[0]) for t in tools]})
@@ -159,6 +165,8 @@ def main() -> None:
                     help="the emulator keeps connections open between pages, as Canvas does")
     ap.add_argument("--repeat", type=int, default=1,
                     help="run the big course's full and unchanged syncs this many times")
+    ap.add_argument("--imported", action="store_true",
+                    help="also sync the big course with every member imported from LTI 1.1 first")
     args = ap.parse_args()
 
     import logging
@@ -189,7 +197,7 @@ def main() -> None:
     proc = mp.get_context("spawn").Process(
         target=emulator_process, args=(child, settings.base_url + "/.well-known/jwks.json",
                                        [args.small] + [args.members] * args.repeat,
-                                       args.keep_alive), daemon=True)
+                                       args.keep_alive, args.imported), daemon=True)
     proc.start()
     env = parent.recv()
     print(f"emulator ready ({'keep-alive' if args.keep_alive else 'a connection per page'}); "
@@ -239,6 +247,21 @@ def main() -> None:
                                         .where(Membership.context_id == big_ctx.id))
             assert members == big["n"], members
         bulk_wall = min(walls)
+
+        if args.imported:
+            from sqlalchemy import insert
+            imported_reg = regs[2]
+            for start in range(0, len(big["legacy_ids"]), 5000):
+                db.session.execute(insert(User), [
+                    {"registration_id": imported_reg.id, "sub": None, "name": f"Imported {i}",
+                     "matched_by": "created", "lti11_legacy_user_id": legacy}
+                    for i, legacy in enumerate(big["legacy_ids"][start:start + 5000], start)])
+            db.session.commit()
+            imported_ctx = context_for(imported_reg, big)
+            measure("bulk sync, all imported from LTI 1.1", big["n"], lambda: bulk(imported_ctx), pid)
+            claimed = db.session.scalar(select(func.count()).select_from(User).where(
+                User.registration_id == imported_reg.id, User.matched_by == "lti11_legacy_user_id"))
+            assert claimed == big["n"], claimed
 
         if not args.skip_plain:
             plain_reg, plain_ctx = regs[1], context_for(regs[1], big)

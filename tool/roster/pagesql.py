@@ -54,6 +54,10 @@ _CLAIM_UPDATE = "UPDATE users SET sub = {p}, matched_by = {p} WHERE id = {p} AND
 _UNCLAIMED = "SELECT 1 FROM users WHERE registration_id = {p} AND sub IS NULL LIMIT 1"
 _CLAIM_SELECT = ("SELECT id, {column} FROM users{indexed} WHERE registration_id = {p} AND sub IS NULL "
                  "AND {column} {in_list} ORDER BY id")
+_MEMBERSHIP_IDS = "SELECT id, user_id FROM memberships WHERE context_id = {p} AND user_id {in_list}"
+_SQLITE_IN = "IN (SELECT value FROM json_each(?))"
+_POSTGRES_IN = "= ANY(%s)"
+
 # SQLite plans without statistics and takes the (registration_id, sub) key for "sub IS NULL",
 # reading every person without a sub for each page: 2.6 ms a page with 20,000 people imported
 # from an LTI 1.1 install, against 0.05 ms through the partial index (tool/models/people.py),
@@ -65,9 +69,6 @@ SQLITE_CLAIM_INDEX = {"lti11_legacy_user_id": "ix_users_unclaimed_legacy",
 def sqlite_indexed_by(rule: str) -> str:
     index = SQLITE_CLAIM_INDEX.get(rule)
     return f" INDEXED BY {index}" if index else ""
-_MEMBERSHIP_IDS = "SELECT id, user_id FROM memberships WHERE context_id = {p} AND user_id {in_list}"
-_SQLITE_IN = "IN (SELECT value FROM json_each(?))"
-_POSTGRES_IN = "= ANY(%s)"
 
 
 class PageSql:
@@ -234,7 +235,9 @@ class PostgresPageSql(PageSql):
     UNCLAIMED = _UNCLAIMED.format(p="%s")
     CLAIM_SELECT = {rule: _CLAIM_SELECT.format(column=column, p="%s", in_list=_POSTGRES_IN, indexed="")
                     for rule, column in CLAIM_COLUMNS.items()}
-    CLAIM_UPDATE = _CLAIM_UPDATE.format(p="%s")
+    CLAIM_UPDATE = ("UPDATE users SET sub = c.sub, matched_by = c.rule "
+                    "FROM unnest(%s::text[], %s::text[], %s::int[]) AS c(sub, rule, id) "
+                    "WHERE users.id = c.id AND users.sub IS NULL")
     MEMBERSHIP_IDS = _MEMBERSHIP_IDS.format(p="%s", in_list=_POSTGRES_IN)
     USER_UPSERT = (f"INSERT INTO users ({_USER_INSERT_COLUMNS}) SELECT %s, t.sub, 'created', %s, " +
                    ", ".join(f"t.{f}" for f in USER_FIELDS) + " FROM unnest(" +
@@ -259,6 +262,12 @@ class PostgresPageSql(PageSql):
         SELECT scans every person of the registration instead of looking each one up: 40 ms
         a page at 50,000 members instead of 1."""
         self._run(lambda: self.cursor.execute("ANALYZE users, memberships"), "ANALYZE")
+
+    def claim(self, claims: list[tuple[str, str, int]]) -> None:
+        """One statement for the page's claims: a page of people imported from LTI 1.1 took
+        4 ms as 50 single-row updates."""
+        subs, rules, ids = ([claim[i] for claim in claims] for i in range(3))
+        self._run(lambda: self.cursor.execute(self.CLAIM_UPDATE, (subs, rules, ids)), self.CLAIM_UPDATE)
 
     def upsert_users(self, registration_id: int, now: datetime,
                      rows: list[tuple]) -> list[tuple]:
