@@ -94,6 +94,25 @@ def test_a_call_sends_the_token_and_user_agent_and_hands_back_any_status(no_prox
     server.shutdown()
 
 
+def test_the_schools_ca_bundle_checks_https_platforms_even_after_a_plain_http_call(no_proxy_env, tmp_path):
+    """A school's own CA bundle (REQUESTS_CA_BUNDLE) is what https platforms are checked
+    against, whichever call the process made first; without one, certifi's."""
+    import certifi
+    bundle = tmp_path / "school-ca.pem"
+    bundle.write_text(open(certifi.where()).read())
+    no_proxy_env.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    server = Recorder(_json())
+    assert http.call("GET", server.url + "/first", headers={}).status_code == 200
+    manager = http._pools().for_url("https://canvas.example.edu/api/lti/courses/1/names_and_roles")
+    assert manager.connection_pool_kw["ca_certs"] == str(bundle)
+    assert manager.connection_pool_kw["cert_reqs"] == "CERT_REQUIRED"
+    no_proxy_env.delenv("REQUESTS_CA_BUNDLE")
+    no_proxy_env.delenv("CURL_CA_BUNDLE", raising=False)
+    http._managers = http._Managers()
+    assert http._pools().for_url("https://canvas.example.edu/x").connection_pool_kw["ca_certs"] == certifi.where()
+    server.shutdown()
+
+
 def test_an_egress_proxy_from_the_environment_carries_the_call_except_for_no_proxy_hosts(no_proxy_env):
     proxy = Recorder(_json(body={"via": "proxy"}))
     direct = Recorder(_json(body={"via": "direct"}))

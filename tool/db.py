@@ -151,7 +151,8 @@ def _make_engine(url: str, prepared: bool) -> Engine:
     # table is made again on the grown one, even where autovacuum never analyzes it.
     # Last in, first out: the connections in use stay few and warm, and the rest go idle long
     # enough to be pinged before use.
-    # Behind a transaction-mode pooler (DATABASE_PREPARED_STATEMENTS=0) nothing is prepared.
+    # Behind a transaction-mode pooler (DATABASE_PREPARED_STATEMENTS=0) psycopg prepares
+    # nothing at all, even what the driver asks for.
     engine = create_engine(url, pool_size=10, max_overflow=10, pool_use_lifo=True,
                            pool_recycle=PREPARED_PLAN_AGE,
                            execution_options={PREPARE_OPTION: prepared},
@@ -163,13 +164,14 @@ def _make_engine(url: str, prepared: bool) -> Engine:
 
 
 PREPARE_NEVER_BY_COUNT = 2 ** 31 - 1
+PREPARED_PLAN_AGE = 300  # seconds
+# Records on the engine how it was made; psycopg's prepare_threshold of None is what refuses.
 PREPARE_OPTION = "tool_prepared_statements"
 
 
-def prepares_statements(engine_or_connection) -> bool:
-    """Whether the driver asks PostgreSQL to prepare its hot statements on this engine."""
-    return bool(engine_or_connection.get_execution_options().get(PREPARE_OPTION, True))
-PREPARED_PLAN_AGE = 300  # seconds
+def prepares_statements(engine: Engine) -> bool:
+    """Whether this engine's connections prepare the driver's hot statements (PostgreSQL)."""
+    return bool(engine.get_execution_options().get(PREPARE_OPTION, True))
 
 
 def _keep_prepared_on_rollback(engine: Engine) -> None:

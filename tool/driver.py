@@ -25,8 +25,6 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, scoped_session
 
-from .db import prepares_statements
-
 _PG_IDLE = 0  # libpq's PQTRANS_IDLE: no transaction open on the connection
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -44,14 +42,13 @@ class Statement:
 class Driver:
     """The session's current connection seen through its driver's cursor."""
 
-    __slots__ = ("connection", "dialect", "cursor", "_error", "sqlite", "_prepare")
+    __slots__ = ("connection", "dialect", "cursor", "_error", "sqlite")
 
     def __init__(self, session: Session) -> None:
         connection = session.connection()  # begins the session's transaction when none is open
         self.connection = connection
         self.dialect = connection.dialect.name
         self.sqlite = self.dialect == "sqlite"
-        self._prepare = not self.sqlite and prepares_statements(connection)
         self.cursor = connection.connection.driver_connection.cursor()
         self._error = connection.dialect.loaded_dbapi.Error
 
@@ -63,8 +60,8 @@ class Driver:
         try:
             if self.sqlite:
                 self.cursor.execute(sql, params or {})
-            else:  # planned once per connection (prepared statements: tool/db.py says which)
-                self.cursor.execute(sql, params or {}, prepare=self._prepare)
+            else:  # planned once per connection, unless the engine prepares nothing (tool/db.py)
+                self.cursor.execute(sql, params or {}, prepare=True)
         except self._error as exc:
             raise as_sqlalchemy_error(self.connection, self.cursor, sql, exc, self._error) from exc
         return self.cursor

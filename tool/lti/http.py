@@ -41,6 +41,14 @@ ORIGINS_KEPT = 256  # environment answers remembered per session, one per platfo
 _local = threading.local()
 
 
+def read_environment(url: str) -> tuple[dict, str | None]:
+    """The proxies (``NO_PROXY`` applied) and CA bundle the environment gives ``url``: the same
+    variables ``requests`` itself honours, with the same precedence. The bundle only matters
+    for https."""
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    return get_environ_proxies(url), bundle if urlsplit(url).scheme == "https" else None
+
+
 class PlatformSession(requests.Session):
     """A ``requests.Session`` that reads the environment once per origin (see the module)."""
 
@@ -56,11 +64,7 @@ class PlatformSession(requests.Session):
         if found is None:
             if len(self._environment) >= ORIGINS_KEPT:
                 self._environment.clear()
-            # The same variables requests itself honours, with the same precedence.
-            # The bundle only matters for https; requests looks the path up on every call.
-            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-            found = (get_environ_proxies(url), bundle if parts.scheme == "https" else None)
-            self._environment[origin] = found
+            found = self._environment[origin] = read_environment(url)
         env_proxies, bundle = found
         proxies = {**env_proxies, **(proxies or {})}
         if bundle and (verify is True or verify is None):
@@ -125,12 +129,12 @@ class PlatformResponse:
 
 
 class _Managers:
-    """urllib3 connection pools for this process: one direct, one per proxy in use."""
+    """urllib3 connection pools for this process: one per (proxy, CA bundle) in use."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.lock = threading.Lock()
-        self.by_proxy: dict[str | None, urllib3.PoolManager] = {}
+        self.by_route: dict[tuple[str | None, str | None], urllib3.PoolManager] = {}
         self.environment: dict[str, tuple[str | None, str | None]] = {}
 
     def _route(self, url: str) -> tuple[str | None, str | None]:
@@ -139,10 +143,8 @@ class _Managers:
         origin = f"{parts.scheme}://{parts.netloc}"
         found = self.environment.get(origin)
         if found is None:
-            proxies = get_environ_proxies(url)  # requests' own reading, NO_PROXY included
-            proxy = proxies.get(parts.scheme) or proxies.get("all")
-            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-            found = (proxy, bundle)
+            proxies, bundle = read_environment(url)
+            found = (proxies.get(parts.scheme) or proxies.get("all"), bundle)
             with self.lock:
                 if len(self.environment) >= ORIGINS_KEPT:
                     self.environment.clear()
@@ -150,11 +152,11 @@ class _Managers:
         return found
 
     def for_url(self, url: str) -> urllib3.PoolManager:
-        proxy, bundle = self._route(url)
-        manager = self.by_proxy.get(proxy)
+        route = proxy, bundle = self._route(url)
+        manager = self.by_route.get(route)
         if manager is None:
             with self.lock:
-                manager = self.by_proxy.get(proxy)
+                manager = self.by_route.get(route)
                 if manager is None:
                     options = dict(num_pools=ORIGINS_KEPT, maxsize=8, cert_reqs="CERT_REQUIRED",
                                    ca_certs=bundle or certifi.where())
@@ -164,7 +166,7 @@ class _Managers:
                         manager = urllib3.ProxyManager(proxy, proxy_headers=headers, **options)
                     else:
                         manager = urllib3.PoolManager(**options)
-                    self.by_proxy[proxy] = manager
+                    self.by_route[route] = manager
         return manager
 
 

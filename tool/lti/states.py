@@ -49,9 +49,9 @@ class _StateSerializer(URLSafeTimedSerializer):
     """itsdangerous's URL-safe timed token, written without trying zlib first.
 
     Compressing a state's hundred bytes of JSON took 27 us of a login's few hundred to save at
-    most 40 characters. Reading is itsdangerous's own, which still takes a compressed state (one issued
-    by an earlier version in the last LOGIN_STATE_TTL seconds); only a payload whose signature
-    verified is ever decompressed.
+    most 40 characters. Reading is itsdangerous's own, which still takes a compressed state (one
+    issued by an earlier version in the last LOGIN_STATE_TTL seconds); only a payload whose
+    signature verified is ever decompressed.
     """
 
     def dump_payload(self, obj) -> bytes:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..db import fit, insert_for
 from ..models import Registration, User, utcnow
-from .pagesql import PageSql
+from .pagesql import CLAIM_RULES, PageSql
 
 PROFILE_FIELDS = ("name", "given_name", "family_name", "email", "picture", "lis_person_sourcedid",
                   "lti11_legacy_user_id", "canvas_user_id")
@@ -52,10 +52,9 @@ def _claim(session: Session, registration: Registration, profile: dict) -> tuple
     """The person without a ``sub`` this profile names, by the first rule that finds one (the
     lowest id when several match), with the rule; else (None, "created"). The lookups are the
     roster sync's own (pagesql.py): on SQLite the LTI 1.1 id and SIS id go through their indexes."""
-    lookups = [(rule, profile.get(rule)) for rule in ("lti11_legacy_user_id", "lis_person_sourcedid")]
-    if registration.matches_by_email and profile.get("email"):
-        lookups.append(("email", profile["email"].lower()))
-    lookups = [(rule, value) for rule, value in lookups if value]
+    lookups = [(rule, profile[rule].lower() if rule == "email" else profile[rule])
+               for rule in CLAIM_RULES if profile.get(rule)
+               and (rule != "email" or registration.matches_by_email)]
     if not lookups:
         return None, "created"
     session.flush()  # the lookups run on the connection: pending rows go first, as a query's would

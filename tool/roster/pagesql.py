@@ -36,6 +36,8 @@ SQLITE_ROWS = 100
 # Claim columns that may be matched against, and how each is compared (matching.py's order).
 CLAIM_COLUMNS = {"lti11_legacy_user_id": "lti11_legacy_user_id",
                  "lis_person_sourcedid": "lis_person_sourcedid", "email": "lower(email)"}
+# Claim order for a person the tool knew before their first LTI 1.3 sighting (launch and sync).
+CLAIM_RULES = tuple(CLAIM_COLUMNS)
 
 _USER_SELECT = ("SELECT u.id, u.sub, " + ", ".join(f"u.{f}" for f in USER_FIELDS) +
                 ", m.id, m.roles, m.is_active, m.status_reason, m.last_synced_at FROM users u "

@@ -30,14 +30,12 @@ from sqlalchemy.orm import Session
 from ..lti.claims import ID_MAX, clean
 from ..lti.roles import course_roles
 from ..models import Registration, User
-from .pagesql import USER_FIELDS, PageSql
+from .pagesql import CLAIM_RULES, USER_FIELDS, PageSql
 
 log = logging.getLogger(__name__)
 # Longest text each user field holds: longer values are cut, so they cannot fail a write.
 FIELD_LIMITS = tuple(User.__table__.c[f].type.length for f in USER_FIELDS)
 FIELD_INDEX = {f: i for i, f in enumerate(USER_FIELDS)}
-# Claim order for a person the tool knew before their first LTI 1.3 sighting (matching.py).
-CLAIM_RULES = ("lti11_legacy_user_id", "lis_person_sourcedid", "email")
 # C0 and C1 control characters and lone UTF-16 surrogates: PostgreSQL text cannot hold NUL, and
 # a lone surrogate (valid JSON: "\ud800") cannot be encoded for either database.
 UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]+")
