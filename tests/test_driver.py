@@ -225,3 +225,37 @@ def test_a_read_opens_no_transaction_and_a_later_write_still_has_one(tool, db_se
                           "expires_at": run.time(datetime(2030, 1, 1))})
     db_session.rollback()
     assert db_session.get(UsedNonce, "after-a-read") is None
+
+
+def _pooled_backend_pids(engine) -> list[int]:
+    """The server process of each connection the pool holds (all taken at once)."""
+    held = [engine.connect() for _ in range(engine.pool.checkedin())]
+    try:
+        return [conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() for conn in held]
+    finally:
+        for conn in held:
+            conn.rollback()
+            conn.close()
+
+
+def test_connections_the_server_dropped_while_idle_are_replaced_before_a_launch_uses_them(
+        tool, lms, monkeypatch):
+    """A database restart, a proxy or an idle timeout closes pooled connections; the next
+    launch after such a pause still lands on its page (the pool pings a connection that sat
+    idle, and only then)."""
+    import psycopg
+
+    from tool import db as db_module
+    from tool.db import db
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite has no server to drop a connection")
+    assert lms.launch(lms.student, placement="course_navigation").status_code == 200
+    pids = _pooled_backend_pids(db.engine)
+    assert pids
+    with psycopg.connect(tool.settings.database_url, autocommit=True) as admin:
+        for pid in pids:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    monkeypatch.setattr(db_module, "IDLE_PING_AFTER", 0.0)  # every pooled connection counts as idle
+    resp = lms.launch(lms.student, placement="course_navigation")
+    assert resp.status_code == 200 and "/student" in resp.url, resp.text[:300]
+    assert not set(_pooled_backend_pids(db.engine)) & set(pids)
