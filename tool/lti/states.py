@@ -28,13 +28,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from ..driver import Statement, driver
 from ..models import UsedNonce, utcnow
+from ..signing import BadSignature, SignatureExpired, TimedToken
 from .errors import LaunchError
 
 NONCE_KEEP = timedelta(hours=2)  # longer than id_token exp (Canvas: iat + 3600) plus leeway
@@ -45,29 +44,18 @@ _FRAME_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
-class _StateSerializer(URLSafeTimedSerializer):
-    """itsdangerous's URL-safe timed token, written without trying zlib first.
-
-    Compressing a state's hundred bytes of JSON took 27 us of a login's few hundred to save at
-    most 40 characters. Reading is itsdangerous's own, which still takes a compressed state (one
-    issued by an earlier version in the last LOGIN_STATE_TTL seconds); only a payload whose
-    signature verified is ever decompressed.
-    """
-
-    def dump_payload(self, obj) -> bytes:
-        return base64_encode(self.serializer.dumps(obj, **self.serializer_kwargs).encode("utf-8"))
+_tokens: dict[str, TimedToken] = {}
 
 
-_serializers: dict[str, URLSafeTimedSerializer] = {}
-
-
-def _serializer(secret_key: str) -> URLSafeTimedSerializer:
-    """Made once per secret (a server has one; tests make many apps)."""
-    found = _serializers.get(secret_key)
+def _serializer(secret_key: str) -> TimedToken:
+    """Made once per secret (a server has one; tests make many apps). States are written
+    uncompressed (zlib took 27 us of a login to save at most 40 characters); a compressed one an
+    earlier version issued still reads."""
+    found = _tokens.get(secret_key)
     if found is None:
-        if len(_serializers) > 8:
-            _serializers.clear()
-        found = _serializers[secret_key] = _StateSerializer(secret_key, salt=SALT)
+        if len(_tokens) > 8:
+            _tokens.clear()
+        found = _tokens[secret_key] = TimedToken(secret_key, SALT)
     return found
 
 

@@ -32,7 +32,6 @@ from functools import cached_property, lru_cache
 from urllib.parse import urlencode, urlsplit
 
 from flask import after_this_request, current_app, g, request
-from itsdangerous import BadSignature, Signer
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -41,6 +40,7 @@ from ..driver import Statement, driver, read_json, read_time
 from ..lti import Launch, deep_linking, roles
 from ..errors import AccessDenied, SessionExpired
 from ..models import Context, Membership, PageSession, Registration, User, utcnow
+from ..signing import BadSignature, SignedValue
 
 log = logging.getLogger("tool.web")
 
@@ -170,15 +170,15 @@ class Page:
 
 # -- the reference ---------------------------------------------------------------------------
 
-_signers: dict[str, Signer] = {}
+_signers: dict[str, SignedValue] = {}
 
 
-def _signer() -> Signer:
+def _signer() -> SignedValue:
     """The signer for this app's SECRET_KEY, made once (apps in one process may differ)."""
     secret = current_app.config["SECRET_KEY"]
     signer = _signers.get(secret)
     if signer is None:
-        signer = Signer(secret, salt=SALT, digest_method=hashlib.sha256)
+        signer = SignedValue(secret, SALT, hashlib.sha256)
         if len(_signers) > 8:  # tests make many apps; a server has one secret
             _signers.clear()
         _signers[secret] = signer
@@ -187,13 +187,13 @@ def _signer() -> Signer:
 
 def reference(key: str) -> str:
     """The signed reference to a session key (deterministic: the same for the session's life)."""
-    return _signer().sign(key).decode("ascii")
+    return _signer().sign(key)
 
 
 def _key_from(ref: str) -> str:
     if len(ref) > MAX_REFERENCE:
         raise BadSignature("reference too long")
-    return _signer().unsign(ref).decode("ascii")
+    return _signer().unsign(ref)
 
 
 # -- starting a session at launch ------------------------------------------------------------
