@@ -10,6 +10,7 @@ whatever the process umask.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -26,12 +27,40 @@ class Database:
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self.session = scoped_session(sessionmaker(expire_on_commit=False))
+        self._readers = threading.local()
+
+    def reader(self):
+        """A driver for a web request's reads that need no transaction (a page's session and
+        lists): the session's own while it has a transaction open, else one on a pooled
+        connection of its own, without an ORM session, handed back when the request ends.
+
+        A page view that only reads then never builds an ORM session: 10 us for a connection
+        against 33 us for a session's, and nothing to close. Its reads run outside any
+        transaction, as ``Driver.read`` runs them (each statement sees what was committed when
+        it ran); a write later in the request goes through the session and its transaction.
+        """
+        from .driver import Driver, driver
+        if self.session.registry.has() and self.session().in_transaction():
+            return driver(self.session)
+        held = getattr(self._readers, "driver", None)
+        if (held is None or held.connection.closed or held.connection.invalidated
+                or held.connection.engine is not self.engine):
+            self.release_reader()
+            held = self._readers.driver = Driver(self.engine.connect())
+        return held
+
+    def release_reader(self) -> None:
+        held = getattr(self._readers, "driver", None)
+        if held is not None:
+            self._readers.driver = None
+            held.connection.close()  # back to the pool (rolled back if a read left anything open)
 
     def configure(self, url: str, prepared: bool = True) -> Engine:
         if (self.engine is not None and str(self.engine.url) == url
                 and prepares_statements(self.engine) == prepared):
             return self.engine
         if self.engine is not None:
+            self.release_reader()
             self.session.remove()
             self.engine.dispose()
         self.engine = make_engine(url, prepared=prepared)
@@ -44,6 +73,7 @@ class Database:
 
         @app.teardown_appcontext
         def _remove_session(exc: BaseException | None) -> None:
+            self.release_reader()
             self.session.remove()
 
     @property
@@ -106,6 +136,7 @@ def _fresh_pools_after_fork() -> None:
     for engine in list(_engines):
         engine.dispose(close=False)
     db.session.registry.clear()  # a session of the forking thread would hold an old connection
+    db._readers = threading.local()  # and so would its page reader
 
 
 if hasattr(os, "register_at_fork"):

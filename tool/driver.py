@@ -22,6 +22,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, scoped_session
 
@@ -40,12 +41,11 @@ class Statement:
 
 
 class Driver:
-    """The session's current connection seen through its driver's cursor."""
+    """A connection (the session's current one, or a page's reader) seen through its driver's cursor."""
 
     __slots__ = ("connection", "dialect", "cursor", "_error", "sqlite")
 
-    def __init__(self, session: Session) -> None:
-        connection = session.connection()  # begins the session's transaction when none is open
+    def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.dialect = connection.dialect.name
         self.sqlite = self.dialect == "sqlite"
@@ -131,7 +131,7 @@ def driver(session: Session) -> Driver:
     held = session.info.get("driver")
     if transaction is not None and held is not None and held[0] is transaction:
         return held[1]
-    found = Driver(session)  # begins a transaction when none is open
+    found = Driver(session.connection())  # begins a transaction when none is open
     session.info["driver"] = (session.get_transaction(), found)
     return found
 

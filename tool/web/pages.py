@@ -11,7 +11,7 @@ from datetime import datetime
 from flask import Blueprint, render_template, request
 
 from ..db import db
-from ..driver import Statement, driver, read_time
+from ..driver import Statement, read_time
 from ..lti import roles
 from . import sessions
 from .roster import panel
@@ -43,7 +43,7 @@ def _assessments(page: sessions.Page) -> dict | None:
                 "capabilities": lineitems.capability_words(page.context)}
     items: dict = {}
     mine: dict = {}
-    rows = driver(db.session).read(_STUDENT_HOME, {"context_id": page.context_id, "published": True,
+    rows = db.reader().read(_STUDENT_HOME, {"context_id": page.context_id, "published": True,
                                                    "user_id": page.user_id}).fetchall()
     for row in rows:
         assessment_id = row[0]

@@ -97,18 +97,35 @@ def _add_headers(response):
             400, "This request could not be redirected",
             "A value in the request was too long to pass on.",
             "Open the tool again from your course.", "location_too_long"))
-    origins = g.get("frame_ancestors")
-    frame_sources = (frame_ancestors_for(origins) if origins is not None
-                     else frame_ancestors_default(current_app.config["TOOL_BASE_URL"])
-                     + frame_ancestors_extra(g.get("frame_ancestors_extra")))
+    found = vars(g._get_current_object())  # one proxy lookup, not three
+    origins = found.get("frame_ancestors")
+    extra, form_action = found.get("frame_ancestors_extra"), found.get("form_action")
+    headers = response.headers
     # Forms go elsewhere only from the deep linking answer (the platform's return URL) and the
     # login page (the platform's auth endpoint): g.form_action.
-    response.headers["Content-Security-Policy"] = content_security_policy(
-        frame_sources, form_action_for(g.get("form_action")))
+    headers["Content-Security-Policy"] = _request_policy(
+        None if origins is None else _strings(origins), _strings(extra), _strings(form_action),
+        current_app.config["TOOL_BASE_URL"])
     # Page references ride in URLs: never hand them to another site in a Referer.
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    if "Referrer-Policy" not in headers:
+        headers["Referrer-Policy"] = "same-origin"
+    headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def _strings(values) -> tuple[str, ...]:
+    # Only text can be an origin; a stray value of another type (a damaged record) is dropped
+    # here rather than breaking the cache key.
+    return tuple(v for v in values or () if isinstance(v, str))
+
+
+@lru_cache(maxsize=1024)  # one entry per platform and page kind: the inputs repeat on every request
+def _request_policy(origins: tuple | None, extra: tuple, form_action: tuple, base_url: str) -> str:
+    """The policy for a request: the session's platform origins when a page session was loaded,
+    else the default sources plus the exact origins a login or launch page adds."""
+    frame_sources = (frame_ancestors_for(origins) if origins is not None
+                     else frame_ancestors_default(base_url) + frame_ancestors_extra(extra))
+    return content_security_policy(frame_sources, form_action_for(form_action))
 
 
 class PlainForwardedPrefix:

@@ -347,7 +347,7 @@ _R, _P, _C = len(_RECORD_COLUMNS), len(_PERSON_COLUMNS), len(_COURSE_COLUMNS)
 
 
 def _load(key: str, ref: str) -> Page | None:
-    row = driver(db.session).read(_LOAD, {"key": key}).fetchone()
+    row = db.reader().read(_LOAD, {"key": key}).fetchone()
     if row is None:
         return None
     (id_, user_id, registration_id, context_id, link_id, view, held_roles, origins, dl,
