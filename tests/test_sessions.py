@@ -256,6 +256,39 @@ def test_a_page_view_loads_its_session_in_one_query(tool, lms):
     assert len(session_reads) == 1 and statements[0] is session_reads[0], statements
 
 
+def test_page_views_hand_their_connections_back_when_they_end(tool, lms):
+    """Pages read on a connection of their own (no ORM session); each goes back to the pool at
+    the end of its request, whether the page answered, refused or wrote."""
+    from tool.db import db
+    student_t, teacher_t = _t(lms.launch(lms.student)), _t(lms.launch(lms.teacher))
+    client = tool.app.test_client()  # the same thread for every request, as a server thread
+    before = db.engine.pool.checkedout()
+    for _ in range(3):
+        assert client.get("/student", query_string={"t": student_t}).status_code == 200
+        assert client.get("/instructor", query_string={"t": teacher_t}).status_code == 200
+        assert client.get("/instructor", query_string={"t": student_t}).status_code == 403
+        assert client.get("/student", query_string={"t": student_t + "x"}).status_code == 401
+    assert db.engine.pool.checkedout() == before
+
+
+def test_a_read_after_the_requests_own_write_sees_it(tool, lms):
+    """Inside a transaction the page reader is the session's own connection: what the request
+    wrote and has not committed yet is what it reads."""
+    from tool.db import db
+    from tool.driver import Statement
+    from tool.models import PageSession
+    table = PageSession.__table__
+    t = _t(lms.launch(lms.student))
+    key = t.rsplit(".", 1)[0]
+    read = Statement("SELECT revoked_at FROM page_sessions WHERE key = :key")
+    with tool.app.test_request_context("/student"):
+        assert db.reader().read(read, {"key": key}).fetchone()[0] is None
+        db.session.execute(update(table).where(table.c.key == key).values(revoked_at=func.now()))
+        assert db.reader().read(read, {"key": key}).fetchone()[0] is not None
+        db.session.rollback()
+        assert db.reader().read(read, {"key": key}).fetchone()[0] is None
+
+
 def _launch_form(lms):
     """(action, fields, headers): the launch form, and the login cookie that binds it to the browser."""
     browser = Browser()
