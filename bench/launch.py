@@ -106,6 +106,7 @@ def run(name: str, platform: Platform, login_url: str, reg, users, course, timed
     timed.take()
     per_launch: list[float] = []
     cpu_per_launch: list[float] = []
+    per_step: dict[str, list[float]] = {}
     began = time.perf_counter()
     failures = 0
     for i in range(n):
@@ -115,11 +116,23 @@ def run(name: str, platform: Platform, login_url: str, reg, users, course, timed
         samples = timed.take()
         per_launch.append(sum(wall for _path, wall, _cpu in samples))
         cpu_per_launch.append(sum(cpu for _path, _wall, cpu in samples))
+        for path, wall, _cpu in samples:
+            per_step.setdefault(_step(path), []).append(wall)
     wall = time.perf_counter() - began
     return {"name": name, "n": n, "failures": failures, "per_s": n / wall,
             "median_ms": median_ms(per_launch), "p90_ms": pct(per_launch, 0.9),
             "cpu_ms": median_ms(cpu_per_launch),
+            "steps": {step: median_ms(walls) for step, walls in per_step.items()},
             "jwks_per_launch": (platform.jwks_requests - jwks_before) / (n + warmup)}
+
+
+def _step(path: str) -> str:
+    """Which request of a launch a path is: the login, the launch, or the page it lands on."""
+    if path.endswith("/login"):
+        return "login"
+    if path.endswith("/launch"):
+        return "launch"
+    return "landing page"
 
 
 def count_statements(login_url: str, platform: Platform, reg, course, users, placement) -> dict:
@@ -227,6 +240,12 @@ def main() -> None:
         print(f"plain / tool: median tool-side time x{plain['median_ms'] / ours['median_ms']:.2f} "
               f"(tool CPU x{plain['cpu_ms'] / ours['cpu_ms']:.2f}), "
               f"throughput x{ours['per_s'] / plain['per_s']:.2f}")
+        steps = {}
+        for row in totals["tool"]:
+            for step, ms in row["steps"].items():
+                steps.setdefault(step, []).append(ms)
+        print("this tool, median ms per request: " + ", ".join(
+            f"{step} {sorted(v)[len(v) // 2]:.2f}" for step, v in steps.items()))
         print("tool-side time = server time for the login, launch and landing requests of one launch; "
               "CPU = the serving threads' CPU time for them (median over launches; medians of 3 rounds)")
         print("SQL per returning launch, login to landing page: " + ", ".join(
