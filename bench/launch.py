@@ -4,9 +4,8 @@ Runs the tool as it ships (SQLite by default, or ``--database-url``) and, in the
 against an identical emulated Canvas, the same flow done with plain pylti1p3 defaults (its Flask
 helpers, a dict ToolConf, launch data in Flask's cookie session, no JWKS cache). Prints launches
 per second, median and p90 tool-side time per launch (and the tool's median for each of its three
-requests), platform JWKS requests per launch, and the
-SQL statements and commits of one returning student's and one instructor's launch (login to
-landing page). Launches are course navigation launches (the same resource link each time, as a
+requests), platform JWKS requests per launch, and the SQL statements and commits of one returning
+student's and one instructor's launch (login to landing page). Launches are course navigation launches (the same resource link each time, as a
 returning person's are); ``--placement new-link`` makes every launch a link the tool never saw.
 
     python bench/launch.py                # 300 launches each
