@@ -22,6 +22,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
+from .driver import Driver, driver
+
 
 class Database:
     def __init__(self) -> None:
@@ -39,7 +41,6 @@ class Database:
         transaction, as ``Driver.read`` runs them (each statement sees what was committed when
         it ran); a write later in the request goes through the session and its transaction.
         """
-        from .driver import Driver, driver
         if self.session.registry.has() and self.session().in_transaction():
             return driver(self.session)
         held = getattr(self._readers, "driver", None)

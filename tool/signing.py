@@ -23,11 +23,13 @@ import hashlib
 import hmac
 import json
 import time
+from functools import lru_cache
 from typing import Any, Callable
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-__all__ = ["BadSignature", "SignatureExpired", "SignedValue", "TimedToken"]
+__all__ = ["BadSignature", "SignatureExpired", "SignedValue", "TimedToken", "signed_value",
+           "timed_token"]
 
 
 def _b64encode(data: bytes) -> bytes:
@@ -121,3 +123,14 @@ class TimedToken:
             return json.loads(_b64decode(payload))
         except ValueError:
             raise BadSignature("payload is not JSON") from None
+
+
+# Made once per secret and salt: a server has one secret, tests make many apps.
+@lru_cache(maxsize=16)
+def signed_value(secret: str, salt: str, digest: Callable = hashlib.sha256) -> SignedValue:
+    return SignedValue(secret, salt, digest)
+
+
+@lru_cache(maxsize=16)
+def timed_token(secret: str, salt: str) -> TimedToken:
+    return TimedToken(secret, salt)

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from ..driver import Statement, driver
 from ..models import UsedNonce, utcnow
-from ..signing import BadSignature, SignatureExpired, TimedToken
+from ..signing import BadSignature, SignatureExpired, TimedToken, timed_token
 from .errors import LaunchError
 
 NONCE_KEEP = timedelta(hours=2)  # longer than id_token exp (Canvas: iat + 3600) plus leeway
@@ -44,19 +44,10 @@ _FRAME_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
-_tokens: dict[str, TimedToken] = {}
-
-
 def _serializer(secret_key: str) -> TimedToken:
-    """Made once per secret (a server has one; tests make many apps). States are written
-    uncompressed (zlib took 27 us of a login to save at most 40 characters); a compressed one an
-    earlier version issued still reads."""
-    found = _tokens.get(secret_key)
-    if found is None:
-        if len(_tokens) > 8:
-            _tokens.clear()
-        found = _tokens[secret_key] = TimedToken(secret_key, SALT)
-    return found
+    """States are written uncompressed (zlib took 27 us of a login to save at most 40
+    characters); a compressed one an earlier version issued still reads."""
+    return timed_token(secret_key, SALT)
 
 
 def app_setting(name: str, given):

@@ -69,11 +69,6 @@ def form_action_for(origins) -> list[str]:
 
 
 def content_security_policy(frame_sources: list[str], form_sources: list[str] | None = None) -> str:
-    return _policy(tuple(frame_sources), tuple(form_sources or ()))
-
-
-@lru_cache(maxsize=1024)  # a handful of platforms, each with its own frame sources
-def _policy(frame_sources: tuple[str, ...], form_sources: tuple[str, ...]) -> str:
     return "; ".join([
         "default-src 'none'",
         "script-src 'self'",

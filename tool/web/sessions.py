@@ -40,7 +40,7 @@ from ..driver import Statement, driver, read_json, read_time
 from ..lti import Launch, deep_linking, roles
 from ..errors import AccessDenied, SessionExpired
 from ..models import Context, Membership, PageSession, Registration, User, utcnow
-from ..signing import BadSignature, SignedValue
+from ..signing import BadSignature, SignedValue, signed_value
 
 log = logging.getLogger("tool.web")
 
@@ -170,19 +170,9 @@ class Page:
 
 # -- the reference ---------------------------------------------------------------------------
 
-_signers: dict[str, SignedValue] = {}
-
-
 def _signer() -> SignedValue:
-    """The signer for this app's SECRET_KEY, made once (apps in one process may differ)."""
-    secret = current_app.config["SECRET_KEY"]
-    signer = _signers.get(secret)
-    if signer is None:
-        signer = SignedValue(secret, SALT, hashlib.sha256)
-        if len(_signers) > 8:  # tests make many apps; a server has one secret
-            _signers.clear()
-        _signers[secret] = signer
-    return signer
+    """The signer for this app's SECRET_KEY (apps in one process may differ)."""
+    return signed_value(current_app.config["SECRET_KEY"], SALT, hashlib.sha256)
 
 
 def reference(key: str) -> str:
